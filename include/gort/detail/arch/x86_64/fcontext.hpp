@@ -1,0 +1,240 @@
+// gort/detail/arch/x86_64/fcontext.hpp: the x86-64 System V context switch.
+//
+// A context is the stack pointer of a suspended execution; everything else it
+// needs lives in a frame at that address. Three entry points:
+//
+//   make_fcontext(stack_hi, fn)  lays out a first frame on a fresh stack so
+//                                that jumping to it calls fn(transfer).
+//   jump_fcontext(to, data)      saves the caller's frame, switches to `to`
+//                                and returns {from, data} on the other side.
+//   jump_fcontext_nofp(to, data) the same without the FP control words.
+//
+// The frame a suspended context leaves at its stack pointer (64 bytes, the
+// base is 16-byte aligned):
+//
+//   offset  size  contents
+//   +0x00     4   MXCSR            (control bits are callee-saved by the ABI)
+//   +0x04     2   x87 control word (callee-saved by the ABI)
+//   +0x06     2   padding
+//   +0x08     8   r12
+//   +0x10     8   r13
+//   +0x18     8   r14
+//   +0x20     8   r15
+//   +0x28     8   rbx
+//   +0x30     8   rbp
+//   +0x38     8   resume address   (pushed by the `call` into jump_fcontext)
+//
+// What the switch does NOT save, and why that is safe:
+//   - caller-saved registers (rax, rcx, rdx, rsi, rdi, r8-r11, xmm0-15,
+//     the x87 stack): jump_fcontext is an ordinary call, so the compiler has
+//     already spilled whatever it needs across it.
+//   - MXCSR status flags (bits 0-5): caller-saved by the ABI; they stay with
+//     the thread, so fetestexcept() after a switch sees the thread's flags.
+//   - AVX upper halves, AVX-512 masks: caller-saved.
+//   - the signal mask and sigaltstack: per thread, deliberately shared by all
+//     contexts running on the thread (a per-switch sigprocmask would be a
+//     syscall).
+//   - the FS base (thread pointer): per thread. A context that migrates to
+//     another thread sees that thread's thread_locals; see docs/limitations.
+//   - the red zone: never live across a call.
+//
+// Why `popq; jmp *%r8` and not `ret`: after a stack swap the return address
+// popped by `ret` never matches the return-stack predictor, so every switch
+// pays a full mispredict (measured ~9-10 ns against ~2.9 ns for an indirect
+// jmp, which the indirect predictor learns).
+//
+// Why the FP control words are compared before being loaded: ldmxcsr and
+// fldcw serialise and cost a few ns each, while a context almost always
+// resumes with the control bits it left (round-to-nearest, all exceptions
+// masked). The switch stores both, and loads them only when the incoming
+// context's control bits differ from the outgoing ones.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../../config.hpp"
+
+#if !defined(__x86_64__)
+#error "gort: detail/arch/x86_64/fcontext.hpp included on a non-x86-64 target"
+#endif
+
+// Frame offsets, shared by the asm (stringified) and the C++ frame struct
+// (pinned by static_assert below).
+#define GORT_FCTX_FPCW 0x00
+#define GORT_FCTX_X87 0x04
+#define GORT_FCTX_R12 0x08
+#define GORT_FCTX_R13 0x10
+#define GORT_FCTX_R14 0x18
+#define GORT_FCTX_R15 0x20
+#define GORT_FCTX_RBX 0x28
+#define GORT_FCTX_RBP 0x30
+#define GORT_FCTX_RIP 0x38
+#define GORT_FCTX_SIZE 0x40
+#define GORT_FCTX_STR2(x) #x
+#define GORT_FCTX_STR(x) GORT_FCTX_STR2(x)
+#define GORT_FCTX_OFF(name) GORT_FCTX_STR(GORT_FCTX_##name)
+
+// The unwinder stops at gort_v0_fcontext_start only if the compiler emits
+// CFI directives; without them the zeroed return-address slot that
+// make_fcontext leaves above the first frame stops frame-pointer walkers.
+#if defined(__GCC_HAVE_DWARF2_CFI_ASM)
+#define GORT_FCTX_CFI_UNDEFINED_RIP ".cfi_undefined rip\n"
+#else
+#define GORT_FCTX_CFI_UNDEFINED_RIP
+#endif
+
+extern "C" {
+
+// What a jump delivers on the resumed side: the context that jumped (to be
+// stored by the receiver, so that it can be resumed later) and the payload.
+struct gort_v0_transfer {
+  void* fctx;
+  void* data;
+};
+
+// jump_fcontext(to, data) -> {from, data}.
+// Saves the callee-saved registers, the MXCSR and the x87 control word on
+// the current stack, switches to `to`, and resumes it with {from, data}
+// (returned from its own jump_fcontext call, or passed as the argument of a
+// fresh context's entry function). Never call with to == the current context.
+[[gnu::naked]] inline gort_v0_transfer gort_v0_jump_fcontext(
+    void* /*to*/, void* /*data*/) noexcept {
+  __asm__(
+      "leaq -" GORT_FCTX_OFF(RIP) "(%rsp), %rsp\n\t"  // frame below the return address
+      "stmxcsr " GORT_FCTX_OFF(FPCW) "(%rsp)\n\t"     // save MXCSR
+      "fnstcw " GORT_FCTX_OFF(X87) "(%rsp)\n\t"       // save the x87 control word
+      "movq %r12, " GORT_FCTX_OFF(R12) "(%rsp)\n\t"   // save callee-saved GPRs
+      "movq %r13, " GORT_FCTX_OFF(R13) "(%rsp)\n\t"
+      "movq %r14, " GORT_FCTX_OFF(R14) "(%rsp)\n\t"
+      "movq %r15, " GORT_FCTX_OFF(R15) "(%rsp)\n\t"
+      "movq %rbx, " GORT_FCTX_OFF(RBX) "(%rsp)\n\t"
+      "movq %rbp, " GORT_FCTX_OFF(RBP) "(%rsp)\n\t"
+      "movq %rsp, %rax\n\t"                           // transfer.fctx = the frame just saved
+      "movq %rdi, %rsp\n\t"                           // ---- switch stacks ----
+      "movl " GORT_FCTX_OFF(FPCW) "(%rsp), %ecx\n\t"  // incoming MXCSR
+      "xorl " GORT_FCTX_OFF(FPCW) "(%rax), %ecx\n\t"  // differs from outgoing...
+      "testl $0xffc0, %ecx\n\t"                       // ...in the control bits?
+      "jnz 2f\n\t"
+      "movzwl " GORT_FCTX_OFF(X87) "(%rsp), %ecx\n\t" // incoming x87 control word
+      "cmpw " GORT_FCTX_OFF(X87) "(%rax), %cx\n\t"    // differs from outgoing?
+      "jne 2f\n"
+      "1:\n\t"
+      "movq " GORT_FCTX_OFF(R12) "(%rsp), %r12\n\t"   // restore callee-saved GPRs
+      "movq " GORT_FCTX_OFF(R13) "(%rsp), %r13\n\t"
+      "movq " GORT_FCTX_OFF(R14) "(%rsp), %r14\n\t"
+      "movq " GORT_FCTX_OFF(R15) "(%rsp), %r15\n\t"
+      "movq " GORT_FCTX_OFF(RBX) "(%rsp), %rbx\n\t"
+      "movq " GORT_FCTX_OFF(RBP) "(%rsp), %rbp\n\t"
+      "movq " GORT_FCTX_OFF(RIP) "(%rsp), %r8\n\t"    // resume address
+      "leaq " GORT_FCTX_OFF(SIZE) "(%rsp), %rsp\n\t"  // pop the frame
+      "movq %rsi, %rdx\n\t"                           // transfer.data (returned in rax:rdx)
+      "movq %rax, %rdi\n\t"                           // and as a fresh entry's argument (rdi:rsi)
+      "jmp *%r8\n"                                    // resume; no `ret` (see above)
+      "2:\n\t"
+      "ldmxcsr " GORT_FCTX_OFF(FPCW) "(%rsp)\n\t"     // slow path: load the incoming
+      "fldcw " GORT_FCTX_OFF(X87) "(%rsp)\n\t"        // FP control state
+      "jmp 1b\n\t");
+}
+
+// jump_fcontext_nofp(to, data): jump_fcontext without the FP control words
+// (Go's behaviour: they belong to the thread). The frame keeps its FP slot
+// so make_fcontext serves both; a context must be resumed by one flavour
+// only, or the stale slot would be loaded.
+[[gnu::naked]] inline gort_v0_transfer gort_v0_jump_fcontext_nofp(
+    void* /*to*/, void* /*data*/) noexcept {
+  __asm__(
+      "leaq -" GORT_FCTX_OFF(RIP) "(%rsp), %rsp\n\t"  // frame below the return address
+      "movq %r12, " GORT_FCTX_OFF(R12) "(%rsp)\n\t"   // save callee-saved GPRs
+      "movq %r13, " GORT_FCTX_OFF(R13) "(%rsp)\n\t"
+      "movq %r14, " GORT_FCTX_OFF(R14) "(%rsp)\n\t"
+      "movq %r15, " GORT_FCTX_OFF(R15) "(%rsp)\n\t"
+      "movq %rbx, " GORT_FCTX_OFF(RBX) "(%rsp)\n\t"
+      "movq %rbp, " GORT_FCTX_OFF(RBP) "(%rsp)\n\t"
+      "movq %rsp, %rax\n\t"                           // transfer.fctx = the frame just saved
+      "movq %rdi, %rsp\n\t"                           // ---- switch stacks ----
+      "movq " GORT_FCTX_OFF(R12) "(%rsp), %r12\n\t"   // restore callee-saved GPRs
+      "movq " GORT_FCTX_OFF(R13) "(%rsp), %r13\n\t"
+      "movq " GORT_FCTX_OFF(R14) "(%rsp), %r14\n\t"
+      "movq " GORT_FCTX_OFF(R15) "(%rsp), %r15\n\t"
+      "movq " GORT_FCTX_OFF(RBX) "(%rsp), %rbx\n\t"
+      "movq " GORT_FCTX_OFF(RBP) "(%rsp), %rbp\n\t"
+      "movq " GORT_FCTX_OFF(RIP) "(%rsp), %r8\n\t"    // resume address
+      "leaq " GORT_FCTX_OFF(SIZE) "(%rsp), %rsp\n\t"  // pop the frame
+      "movq %rsi, %rdx\n\t"                           // transfer.data
+      "movq %rax, %rdi\n\t"                           // fresh entry's first argument
+      "jmp *%r8\n\t");                                // resume
+}
+
+// The first resume address of every context made by make_fcontext. Entered
+// by a jump with rsp 16-byte aligned, rdi:rsi = the transfer, rbx = the entry
+// function. The entry must never return: if it does, trap (ud2) rather than
+// run off into whatever lies above the stack.
+[[gnu::naked]] inline void gort_v0_fcontext_start() noexcept {
+  __asm__(GORT_FCTX_CFI_UNDEFINED_RIP  // unwinders: the call chain ends here
+          "call *%rbx\n\t"             // entry(transfer); never returns
+          "ud2\n\t");                  // trap if it does
+}
+
+}  // extern "C"
+
+GORT_BEGIN_NAMESPACE
+namespace detail {
+
+using transfer = gort_v0_transfer;
+using fcontext_entry = void (*)(transfer) noexcept;
+
+// The frame of a suspended context, as the asm above reads and writes it.
+struct fcontext_frame {
+  std::uint32_t mxcsr;
+  std::uint16_t x87cw;
+  std::uint16_t pad;
+  void* r12;
+  void* r13;
+  void* r14;
+  void* r15;
+  void* rbx;
+  void* rbp;
+  void* rip;
+};
+static_assert(offsetof(fcontext_frame, mxcsr) == GORT_FCTX_FPCW);
+static_assert(offsetof(fcontext_frame, x87cw) == GORT_FCTX_X87);
+static_assert(offsetof(fcontext_frame, r12) == GORT_FCTX_R12);
+static_assert(offsetof(fcontext_frame, r13) == GORT_FCTX_R13);
+static_assert(offsetof(fcontext_frame, r14) == GORT_FCTX_R14);
+static_assert(offsetof(fcontext_frame, r15) == GORT_FCTX_R15);
+static_assert(offsetof(fcontext_frame, rbx) == GORT_FCTX_RBX);
+static_assert(offsetof(fcontext_frame, rbp) == GORT_FCTX_RBP);
+static_assert(offsetof(fcontext_frame, rip) == GORT_FCTX_RIP);
+static_assert(sizeof(fcontext_frame) == GORT_FCTX_SIZE);
+static_assert(sizeof(transfer) == 16, "transfer must come back in rax:rdx");
+
+// Lays out the first frame of a context on the stack whose highest address
+// is stack_hi; jumping to the result calls entry({from, data}) on that stack.
+// The new context starts with the calling thread's FP control state. Uses
+// GORT_FCTX_SIZE + 16 bytes of the stack.
+inline void* make_fcontext(void* stack_hi, fcontext_entry entry) noexcept {
+  auto top = reinterpret_cast<std::uintptr_t>(stack_hi) & ~std::uintptr_t{15};
+  top -= 16;  // a zeroed return-address slot for frame-pointer walkers
+  *reinterpret_cast<void**>(top) = nullptr;
+  *reinterpret_cast<void**>(top + 8) = nullptr;
+  auto* f = reinterpret_cast<fcontext_frame*>(top - sizeof(fcontext_frame));
+  __asm__ volatile("stmxcsr %0" : "=m"(f->mxcsr));
+  __asm__ volatile("fnstcw %0" : "=m"(f->x87cw));
+  f->pad = 0;
+  f->r12 = f->r13 = f->r14 = f->r15 = nullptr;
+  f->rbx = reinterpret_cast<void*>(entry);  // called by gort_v0_fcontext_start
+  f->rbp = nullptr;                         // ends frame-pointer chains
+  f->rip = reinterpret_cast<void*>(&gort_v0_fcontext_start);
+  return f;
+}
+
+inline transfer jump_fcontext(void* to, void* data) noexcept {
+  return gort_v0_jump_fcontext(to, data);
+}
+inline transfer jump_fcontext_nofp(void* to, void* data) noexcept {
+  return gort_v0_jump_fcontext_nofp(to, data);
+}
+
+}  // namespace detail
+GORT_END_NAMESPACE

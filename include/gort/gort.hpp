@@ -1,0 +1,6 @@
+// gort/gort.hpp: the umbrella header. Go's scheduler as a header-only C++20
+// library: include this and link with -luring -pthread.
+#pragma once
+
+#include "detail/config.hpp"  // GORT_VERSION_* macros
+#include "stack.hpp"
