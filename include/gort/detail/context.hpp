@@ -66,10 +66,14 @@ struct eh_globals {
   unsigned int uncaught_exceptions = 0;
 };
 
-// The calling thread's exception state. Call it again after any switch: the
-// caller may be on another thread by then.
-inline eh_globals* thread_eh_globals() noexcept {
-  return static_cast<eh_globals*>(gort_v0_cxa_get_globals());
+// The calling thread's exception state, cached per thread. Out of line so
+// that no caller can reuse a TLS address computed before a switch that
+// moved it to another thread.
+[[gnu::noinline]] inline eh_globals* thread_eh_globals() noexcept {
+  thread_local eh_globals* cached = nullptr;
+  if (GORT_UNLIKELY(cached == nullptr))
+    cached = static_cast<eh_globals*>(gort_v0_cxa_get_globals());
+  return cached;
 }
 
 struct context {
@@ -175,7 +179,9 @@ inline void* switch_context(context& from, context& to, void* data,
   (void)last;
 #endif
 #if GORT_TSAN
-  if (from.tsan_fiber == nullptr) from.tsan_fiber = __tsan_get_current_fiber();
+  // A thread context may be left from different threads over its life (a
+  // coroutine resumed from thread A, later from B): name the current one.
+  if (from.stk == nullptr) from.tsan_fiber = __tsan_get_current_fiber();
   __tsan_switch_to_fiber(to.tsan_fiber, 0);
 #endif
   transfer t = PreserveFP ? jump_fcontext(to.sp, &rec)

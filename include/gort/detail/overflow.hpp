@@ -203,8 +203,13 @@ class thread_altstack {
   static constexpr std::size_t size = 64 * 1024;
 
   static void ensure() noexcept {
-    thread_local thread_altstack self;  // constructed on first call
+    // A trivially initialised flag keeps the common path to one TLS load;
+    // the object with the destructor is made once per thread.
+    thread_local bool done = false;
+    if (GORT_LIKELY(done)) return;
+    thread_local thread_altstack self;
     (void)self;
+    done = true;
   }
 
  private:
