@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <cstring>
+#include <sys/mman.h>
 
 #include "test_util.hpp"
 
@@ -30,6 +31,13 @@ volatile int never = -1;  // the recursion's end, which no depth reaches
   if (depth == never) return 0;
   std::memset(const_cast<char*>(buf), depth & 0xff, sizeof buf);
   return recurse_forever(depth + 1) + buf[depth % sizeof buf];
+}
+
+// A page that faults on access, far from any stack (UBSan would stop a null
+// dereference before it faulted).
+volatile int* inaccessible_int() {
+  void* p = ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return static_cast<volatile int*>(p);
 }
 
 }  // namespace
@@ -100,8 +108,7 @@ TEST_CASE("a fault that is not an overflow reaches the previous handler",
     ::sigaction(SIGSEGV, &sa, nullptr);
     gort::stack_allocator alloc;
     coroutine c(alloc, 64 * 1024, [](coroutine&) {
-      volatile int* volatile p = nullptr;
-      *p = 1;  // a plain null dereference inside a coroutine
+      *inaccessible_int() = 1;  // a fault that is not an overflow
     });
     c.resume();
   });
@@ -118,8 +125,7 @@ TEST_CASE("with no previous handler a stray fault dies by SIGSEGV",
     ::signal(SIGSEGV, SIG_DFL);
     gort::stack_allocator alloc;
     coroutine c(alloc, 64 * 1024, [](coroutine&) {
-      volatile int* volatile p = reinterpret_cast<int*>(16);
-      *p = 1;
+      *inaccessible_int() = 1;
     });
     c.resume();
   });
