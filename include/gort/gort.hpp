@@ -3,4 +3,7 @@
 #pragma once
 
 #include "detail/config.hpp"  // GORT_VERSION_* macros
+#include "go.hpp"
+#include "runtime.hpp"
 #include "stack.hpp"
+#include "traits.hpp"

@@ -1,0 +1,1273 @@
+// gort/detail/proc.hpp: the scheduler (Go's proc.go).
+//
+// Goroutine scheduler
+//
+// The scheduler's job is to distribute ready-to-run goroutines over OS
+// threads. The three actors are Go's:
+//   G - a goroutine: a function, a stack and its saved registers.
+//   M - an OS thread that runs Gs. It runs scheduling code on g0, the
+//       thread's own stack.
+//   P - a processor: what an M must hold to run Gs. It owns a local run
+//       queue, a cache of free Gs and of stacks. There are exactly `procs`
+//       Ps; Ms are created on demand and may outnumber them (an M blocked in
+//       gort::blocking() has given its P to another M).
+//
+// Rejected designs (as in Go): a single global run queue (every spawn and
+// every wakeup would take one lock); direct M-to-M handoff of Gs (threads
+// park and unpark constantly); one M per P with no spinning (a G readied on
+// a busy P waits while other Ps sleep).
+//
+// Worker thread parking/unparking. We must keep enough Ms running to use all
+// Ps, yet park excess ones to save CPU. Work is submitted (a G readied or
+// spawned) at arbitrary times, so parking and unparking race. gort does what
+// Go does: an M that found no local work first *spins*, looking at the global
+// queue and stealing from other Ps; an M is unparked only if no M spins and
+// a P is idle (wakep). A spinner that finds work unparks another spinner
+// before running it (invariant 3), so one spinner remains while work may
+// remain. The race between a submitter and a spinner that is giving up is
+// closed by a StoreLoad pair on both sides:
+//   submitter: publish the G (run queue), seq_cst fence, read nmspinning /
+//              npidle (wakep)                          -- invariant 1
+//   spinner:   decrement nmspinning (seq_cst RMW), re-check every run queue
+//              and the global queue                    -- invariant 2
+// Either the submitter sees the spinner still counted (and relies on it), or
+// the spinner sees the work.
+//
+// Invariants (numbered as in docs/design.md, asserted where kept):
+//   1. publish work, full fence, then check nmspinning/npidle (wakep).
+//   2. a spinner that stops spinning re-checks all queues after the
+//      decrement.
+//   3. a spinner that found work calls wakep() before running it
+//      (resetspinning).
+//   4. at most about half of the busy Ps have spinners (findrunnable).
+//   5. handoffp starts an M for a P whenever findrunnable would find work on
+//      it.
+//   8. notes are one-shot: nextp is set before notewakeup; only the sleeper
+//      clears the note.
+// (6 and 7 concern the netpoller.)
+//
+// Where things run: functions marked "g0" run on an M's scheduler stack,
+// never on a G; "G" on the current G's stack; "lock" means sched.lock must be
+// held; "owner" means by the M that holds the P.
+#pragma once
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../stack.hpp"
+#include "../traits.hpp"
+#include "config.hpp"
+#include "context.hpp"
+#include "note.hpp"
+#include "overflow.hpp"
+#include "runtime2.hpp"
+
+GORT_BEGIN_NAMESPACE
+
+// Counters returned by basic_runtime::stats(). A snapshot: each field is read
+// atomically, the set is not.
+struct runtime_stats {
+  std::uint64_t gs_created = 0;  // Gs ever spawned
+  std::int64_t gs_live = 0;      // spawned and not yet finished
+  int ms_total = 0;              // Ms (threads) alive, sysmon not counted
+  int ms_idle = 0;               // parked on the idle list
+  int ms_spinning = 0;           // looking for work
+  int ps = 0;                    // number of Ps
+  int ps_idle = 0;
+  std::uint64_t steals = 0;      // successful steals from another P
+  std::uint64_t handoffs = 0;    // Ps taken from a blocking() call by sysmon
+  std::int64_t global_queue = 0; // Gs on the global run queue
+};
+
+namespace detail {
+
+inline unsigned default_procs() {
+  if (const char* env = std::getenv("GORT_PROCS")) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0 && v <= 4096) return static_cast<unsigned>(v);
+    std::fprintf(stderr, "gort: ignoring GORT_PROCS=%s (want an integer in 1..4096)\n", env);
+  }
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<unsigned>(n);
+  }
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<unsigned>(n) : 1u;
+}
+
+// GORT_DEBUG=schedtrace=<ms>[,...]
+inline std::int64_t schedtrace_ms_from_env() {
+  const char* env = std::getenv("GORT_DEBUG");
+  if (env == nullptr) return 0;
+  const char* k = std::strstr(env, "schedtrace=");
+  if (k == nullptr) return 0;
+  return std::strtoll(k + 11, nullptr, 10);
+}
+
+inline std::atomic<std::uint64_t> next_goid{1};
+
+template <class Traits>
+class basic_sched final : public sched_base {
+  static_assert(Traits::stack_size % 4096 == 0 && Traits::stack_size >= 16 * 1024,
+                "gort traits: stack_size must be a multiple of 4096 and at least 16 KiB");
+  static_assert(Traits::stack_size <= (std::size_t{1} << 30),
+                "gort traits: stack_size must be at most 1 GiB");
+  static_assert(Traits::run_queue_capacity >= 2 &&
+                    (Traits::run_queue_capacity & (Traits::run_queue_capacity - 1)) == 0,
+                "gort traits: run_queue_capacity must be a power of two >= 2");
+  static_assert(Traits::steal_tries >= 1, "gort traits: steal_tries must be >= 1");
+  static_assert(Traits::global_queue_fairness >= 1,
+                "gort traits: global_queue_fairness must be >= 1");
+  static_assert(Traits::gfree_batch >= 1 && Traits::gfree_local_max > Traits::gfree_batch,
+                "gort traits: need gfree_local_max > gfree_batch >= 1");
+  static_assert(std::is_default_constructible_v<typename Traits::g_payload> &&
+                    std::is_move_assignable_v<typename Traits::g_payload>,
+                "gort traits: g_payload must be default-constructible and move-assignable");
+
+ public:
+  using g = basic_g<Traits>;
+  using p = basic_p<Traits>;
+  using m = basic_m<Traits>;
+  static constexpr bool fp = Traits::preserve_fp_control;
+
+  explicit basic_sched(const config& cfg);
+  ~basic_sched() override;
+  basic_sched(const basic_sched&) = delete;
+  basic_sched& operator=(const basic_sched&) = delete;
+
+  // ---- sched_base ----
+  void gopark(bool (*unlockf)(g_base*, void*), void* arg, const char* reason) override;
+  void goready(g_base* gp) override;
+  void gosched() override;
+  std::uint64_t spawn_task(task&& f) override { return newproc(std::move(f)); }
+  void entersyscall() override;
+  void exitsyscall() override;
+  void lock_os_thread() override;
+  void unlock_os_thread() override;
+
+  // ---- for basic_runtime ----
+  // Any non-G thread: blocks until no G of this runtime is left.
+  void wait_all_gs();
+  runtime_stats stats();
+  unsigned procs() const noexcept { return procs_; }
+  // Is the calling thread running a G of this runtime?
+  bool on_g() const noexcept {
+    g_base* gp = current_g();
+    return gp != nullptr && gp->sched == this;
+  }
+
+ private:
+  // ---- G lifecycle ----
+  std::uint64_t newproc(task&& f);
+  g* gfget(p* pp);
+  void gfput(p* pp, g* gp);
+  g* malg();
+  gort::stack stackget(p* pp);
+  void stackput(p* pp, gort::stack s);
+  static void gentry(transfer t) noexcept;
+  void mcall(g_base* gp, mcall_rec& rec, bool last = false) noexcept;
+
+  // ---- run queues ----
+  void runqput(p* pp, g_base* gp, bool next);
+  void runqputslow(p* pp, g_base* gp);
+  std::pair<g_base*, bool> runqget(p* pp);
+  void globrunqput(g_base* gp);                  // lock
+  g_base* globrunqget(p* pp, std::int64_t max);  // lock
+  g_base* runqsteal(p* pp, p* p2, bool steal_runnext);
+  void inject(g_base* gp);
+
+  // ---- Ms and Ps ----
+  void schedule(m* mp);
+  bool run_g(m* mp, g_base* gp, bool inherit_time);
+  mcall_rec* execute(m* mp, g_base* gp, bool inherit_time);
+  void dropg(m* mp);
+  std::pair<g_base*, bool> findrunnable(m* mp);
+  g_base* stealwork(m* mp, p* pp);
+  bool check_runqs_no_p();
+  void resetspinning(m* mp);
+  void wakep();
+  void startm(p* pp, bool spinning);
+  bool stopm(m* mp);
+  void handoffp(p* pp);
+  void acquirep(m* mp, p* pp);
+  p* releasep(m* mp);
+  void pidleput(p* pp);  // lock
+  p* pidleget();         // lock
+  void mput(m* mp);      // lock
+  m* mget();             // lock
+  void newm(p* pp, bool spinning);
+  void allocm_reap();    // lock not held
+  static void* mstart(void* arg);
+  void mexit(m* mp);
+  void stoplockedm(m* mp);
+  void startlockedm(m* mp, g_base* gp);
+  void incidlelocked(int v);
+  bool exitsyscallfast(m* mp, p* oldp);
+  bool exitsyscall0(m* mp, g_base* gp);
+  bool park_m(m* mp, g_base* gp, const mcall_rec& rec);
+  void gosched_m(m* mp, g_base* gp);
+  void goexit0(m* mp, g_base* gp);
+
+  // ---- sysmon, checkdead (sysmon.hpp) ----
+  static void* sysmon_main(void* arg);
+  void sysmon();
+  std::uint32_t retake(std::int64_t now);
+  void preemptone(p* pp, std::int64_t ran_ns);
+  void wake_sysmon();
+  void checkdead();  // lock
+  void schedtrace(std::int64_t now);
+
+  // ---- state (Go's sched) ----
+  const config cfg_;
+  const unsigned procs_;
+  std::vector<std::unique_ptr<p>> allp_;  // fixed after construction
+  std::vector<std::uint32_t> coprimes_;   // steal orders (Go's randomOrder)
+  stack_allocator stacks_;
+
+  std::mutex lock_;                    // sched.lock
+  m* midle_ = nullptr;                 // lock: idle Ms
+  int nmidle_ = 0;                     // lock
+  int nmidlelocked_ = 0;               // lock: Ms parked with a locked G
+  int mcount_ = 0;                     // lock: Ms alive
+  std::vector<m*> allm_;               // lock: every M ever made and not reaped
+  std::vector<m*> freem_;              // lock: exited Ms to join and free
+  p* pidle_ = nullptr;                 // lock
+  std::atomic<int> npidle_{0};         // written under lock, read anywhere
+  std::atomic<int> nmspinning_{0};
+  g_base* runqhead_ = nullptr;         // lock: global run queue
+  g_base* runqtail_ = nullptr;         // lock
+  std::atomic<std::int64_t> runqsize_{0};  // written under lock
+  bool shutdown_ = false;              // lock
+
+  std::mutex gfree_lock_;              // sched.gFree.lock
+  g_base* gfree_ = nullptr;            // gfree_lock_
+  std::uint32_t gfree_n_ = 0;          // gfree_lock_
+
+  std::mutex allglock_;                // allglock
+  std::vector<g*> allgs_;              // allglock: every G struct made
+
+  std::atomic<std::int64_t> gcount_{0};     // live Gs
+  std::atomic<std::uint64_t> gcreated_{0};
+  std::atomic<std::uint64_t> steals_{0};
+  std::atomic<std::uint64_t> handoffs_{0};
+  std::mutex gzero_mu_;
+  std::condition_variable gzero_cv_;
+
+  pthread_t sysmon_thread_{};
+  note sysmonnote_;
+  std::atomic<bool> sysmonwait_{false};  // written under lock
+  std::atomic<bool> sysmon_stop_{false};
+  std::int64_t schedtrace_ms_ = 0;
+  std::int64_t start_ns_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Construction and teardown
+
+template <class Traits>
+basic_sched<Traits>::basic_sched(const config& cfg)
+    : cfg_(cfg), procs_(cfg.procs != 0 ? cfg.procs : default_procs()) {
+  if (procs_ > 4096)
+    throw std::invalid_argument("gort: config.procs must be at most 4096, got " +
+                                std::to_string(procs_));
+  install_overflow_handler();
+  start_ns_ = nanotime();
+  schedtrace_ms_ = schedtrace_ms_from_env();
+  allp_.reserve(procs_);
+  for (unsigned i = 0; i < procs_; ++i) {
+    allp_.push_back(std::make_unique<p>());
+    allp_.back()->id = static_cast<int>(i);
+  }
+  for (unsigned i = 1; i <= procs_; ++i) {
+    unsigned a = i, b = procs_;
+    while (b != 0) a = std::exchange(b, a % b);
+    if (a == 1) coprimes_.push_back(i);
+  }
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    for (auto it = allp_.rbegin(); it != allp_.rend(); ++it) pidleput(it->get());
+  }
+  if (int err = ::pthread_create(&sysmon_thread_, nullptr, &sysmon_main, this); err != 0)
+    throw std::system_error(err, std::generic_category(), "gort: cannot start sysmon thread");
+}
+
+template <class Traits>
+basic_sched<Traits>::~basic_sched() {
+  // Every G has finished (basic_runtime waited). Stop the Ms: the idle ones
+  // are woken with no P; the others reach stopm() soon and see shutdown_.
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    shutdown_ = true;
+    while (m* mp = mget()) {
+      mp->nextp = nullptr;
+      mp->park.wakeup();
+    }
+  }
+  sysmon_stop_.store(true, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (sysmonwait_.load(std::memory_order_relaxed)) {
+      sysmonwait_.store(false, std::memory_order_relaxed);
+      sysmonnote_.wakeup();
+    }
+  }
+  ::pthread_join(sysmon_thread_, nullptr);
+  std::vector<m*> ms;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    ms = allm_;
+    allm_.clear();
+    freem_.clear();
+  }
+  for (m* mp : ms) {
+    if (mp->thread_started) ::pthread_join(mp->thread, nullptr);
+    delete mp;
+  }
+  for (auto& pp : allp_) {
+    for (auto& s : pp->stackcache) stacks_.deallocate(s);
+    pp->stackcache.clear();
+  }
+  std::lock_guard<std::mutex> lk(allglock_);
+  for (g* gp : allgs_) {
+    if (gp->stk) stacks_.deallocate(gp->stk);
+    delete gp;
+  }
+  allgs_.clear();
+}
+
+template <class Traits>
+void basic_sched<Traits>::wait_all_gs() {
+  std::unique_lock<std::mutex> lk(gzero_mu_);
+  gzero_cv_.wait(lk, [&] { return gcount_.load(std::memory_order_acquire) == 0; });
+}
+
+template <class Traits>
+runtime_stats basic_sched<Traits>::stats() {
+  runtime_stats s;
+  s.gs_created = gcreated_.load(std::memory_order_relaxed);
+  s.gs_live = gcount_.load(std::memory_order_relaxed);
+  s.steals = steals_.load(std::memory_order_relaxed);
+  s.handoffs = handoffs_.load(std::memory_order_relaxed);
+  s.ms_spinning = nmspinning_.load(std::memory_order_relaxed);
+  s.ps = static_cast<int>(procs_);
+  std::lock_guard<std::mutex> lk(lock_);
+  s.ms_total = mcount_;
+  s.ms_idle = nmidle_;
+  s.ps_idle = npidle_.load(std::memory_order_relaxed);
+  s.global_queue = runqsize_.load(std::memory_order_relaxed);
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// G lifecycle
+
+// Any thread. Creates a G running f and makes it runnable: on the current
+// P's runnext when called from a G of this runtime, else on the global queue.
+template <class Traits>
+std::uint64_t basic_sched<Traits>::newproc(task&& f) {
+  g_base* cur = current_g();
+  m* mp = (cur != nullptr && cur->sched == this) ? static_cast<m*>(cur->m) : nullptr;
+  p* pp = (mp != nullptr && cur->status() == gstatus::running) ? mp->pp : nullptr;
+  g* newg = pp != nullptr ? gfget(pp) : nullptr;
+  if (newg == nullptr) {
+    std::lock_guard<std::mutex> lk(gfree_lock_);
+    if (gfree_ != nullptr) {
+      newg = static_cast<g*>(gfree_);
+      gfree_ = newg->schedlink;
+      --gfree_n_;
+    }
+  }
+  if (newg == nullptr) newg = malg();  // status idle
+  else newg->payload = typename Traits::g_payload{};
+  newg->schedlink = nullptr;
+  newg->fn = std::move(f);
+  newg->goid = next_goid.fetch_add(1, std::memory_order_relaxed);
+  newg->si.id = newg->goid;
+  newg->waitreason = "";
+  newg->preempt.store(false, std::memory_order_relaxed);
+  newg->hog_reported.store(false, std::memory_order_relaxed);
+  newg->lockedm = nullptr;
+  newg->locked_count = 0;
+  newg->param = nullptr;
+  gcount_.fetch_add(1, std::memory_order_relaxed);
+  gcreated_.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t id = newg->goid;
+  casgstatus(newg, newg->status() == gstatus::idle ? gstatus::idle : gstatus::dead,
+             gstatus::runnable);
+  if (pp != nullptr) {
+    runqput(pp, newg, true);
+    wakep();
+  } else {
+    inject(newg);
+  }
+  return id;
+}
+
+// Owner. A free G struct from the P's list, refilled from the global list.
+template <class Traits>
+typename basic_sched<Traits>::g* basic_sched<Traits>::gfget(p* pp) {
+  if (pp->gfree == nullptr) {
+    std::lock_guard<std::mutex> lk(gfree_lock_);
+    while (pp->gfree_n < Traits::gfree_batch && gfree_ != nullptr) {
+      g_base* gp = gfree_;
+      gfree_ = gp->schedlink;
+      --gfree_n_;
+      gp->schedlink = pp->gfree;
+      pp->gfree = gp;
+      ++pp->gfree_n;
+    }
+  }
+  g_base* gp = pp->gfree;
+  if (gp == nullptr) return nullptr;
+  pp->gfree = gp->schedlink;
+  --pp->gfree_n;
+  return static_cast<g*>(gp);
+}
+
+// Owner. Puts a dead G on the P's free list; spills a batch to the global
+// list when the local one is full.
+template <class Traits>
+void basic_sched<Traits>::gfput(p* pp, g* gp) {
+  gp->schedlink = pp->gfree;
+  pp->gfree = gp;
+  ++pp->gfree_n;
+  if (pp->gfree_n >= Traits::gfree_local_max) {
+    std::lock_guard<std::mutex> lk(gfree_lock_);
+    while (pp->gfree_n > Traits::gfree_local_max - Traits::gfree_batch) {
+      g_base* x = pp->gfree;
+      pp->gfree = x->schedlink;
+      --pp->gfree_n;
+      x->schedlink = gfree_;
+      gfree_ = x;
+      ++gfree_n_;
+    }
+  }
+}
+
+// A new G struct, registered in allgs (for checkdead and teardown).
+template <class Traits>
+typename basic_sched<Traits>::g* basic_sched<Traits>::malg() {
+  auto gp = std::make_unique<g>();
+  gp->sched = this;
+  gp->si.kind = "G";
+  std::lock_guard<std::mutex> lk(allglock_);
+  allgs_.push_back(gp.get());
+  return gp.release();
+}
+
+// Owner. A stack for a G about to run for the first time.
+template <class Traits>
+gort::stack basic_sched<Traits>::stackget(p* pp) {
+  if (pp->stackcache.empty()) return stacks_.allocate(Traits::stack_size);
+  gort::stack s = pp->stackcache.back();
+  pp->stackcache.pop_back();
+  return s;
+}
+
+template <class Traits>
+void basic_sched<Traits>::stackput(p* pp, gort::stack s) {
+  if (pp->stackcache.size() >= Traits::stack_cache_max) {
+    while (pp->stackcache.size() > Traits::stack_cache_max / 2) {
+      stacks_.deallocate(pp->stackcache.back());
+      pp->stackcache.pop_back();
+    }
+  }
+  pp->stackcache.push_back(s);
+}
+
+// The first frame of every G. Runs the body; an exception that escapes it is
+// fatal (Go's panic); then switches to g0 for the last time.
+template <class Traits>
+void basic_sched<Traits>::gentry(transfer t) noexcept {
+  auto* gp = static_cast<g_base*>(static_cast<switch_record*>(t.data)->data);
+  finish_switch(t, gp->ctx);
+  try {
+    gp->fn();
+  } catch (const std::exception& e) {
+    GORT_FATAL("uncaught exception in G %llu: %s",
+               static_cast<unsigned long long>(gp->goid), e.what());
+  } catch (...) {
+    GORT_FATAL("uncaught exception in G %llu (not derived from std::exception)",
+               static_cast<unsigned long long>(gp->goid));
+  }
+  gp->fn.reset();
+  mcall_rec rec{mcall_rec::goexit};
+  static_cast<basic_sched*>(gp->sched)->mcall(gp, rec, true);
+  GORT_FATAL("G %llu resumed after it exited", static_cast<unsigned long long>(gp->goid));
+}
+
+// G. Switches to the M's g0, which acts on rec (Go's mcall). Returns when
+// the G is resumed, possibly on another M.
+template <class Traits>
+void basic_sched<Traits>::mcall(g_base* gp, mcall_rec& rec, bool last) noexcept {
+  m* mp = static_cast<m*>(gp->m);
+  switch_context<fp>(gp->ctx, mp->g0, &rec, mp->eh, last);
+}
+
+// ---------------------------------------------------------------------------
+// Run queues
+
+// Owner. next=true puts gp in runnext and kicks the old runnext to the tail.
+template <class Traits>
+void basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
+  if (next) {
+    // exchange acq_rel: thieves CAS runnext to null; whatever was there is
+    // ours to requeue.
+    gp = pp->runnext.exchange(gp, std::memory_order_acq_rel);
+    if (gp == nullptr) return;
+  }
+  if (!pp->runq.put(gp)) runqputslow(pp, gp);
+}
+
+// Owner, local queue full: move half of it and gp to the global queue.
+template <class Traits>
+void basic_sched<Traits>::runqputslow(p* pp, g_base* gp) {
+  g_base* batch[Traits::run_queue_capacity / 2 + 1];
+  std::uint32_t n;
+  while ((n = pp->runq.grab_half_for_overflow(batch)) == 0)
+    if (pp->runq.put(gp)) return;  // a thief made room
+  batch[n] = gp;
+  for (std::uint32_t i = 0; i < n; ++i) batch[i]->schedlink = batch[i + 1];
+  batch[n]->schedlink = nullptr;
+  std::lock_guard<std::mutex> lk(lock_);
+  if (runqtail_ != nullptr) runqtail_->schedlink = batch[0];
+  else runqhead_ = batch[0];
+  runqtail_ = batch[n];
+  runqsize_.fetch_add(n + 1, std::memory_order_relaxed);
+}
+
+// Owner. Returns a G and whether it inherits the time slice (runnext).
+template <class Traits>
+std::pair<g_base*, bool> basic_sched<Traits>::runqget(p* pp) {
+  // runnext first. Only the owner sets it non-null; thieves may CAS it away.
+  g_base* next = pp->runnext.load(std::memory_order_acquire);
+  if (next != nullptr &&
+      pp->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
+    return {next, true};
+  return {pp->runq.get(), false};
+}
+
+// lock. Appends one G to the global queue.
+template <class Traits>
+void basic_sched<Traits>::globrunqput(g_base* gp) {
+  gp->schedlink = nullptr;
+  if (runqtail_ != nullptr) runqtail_->schedlink = gp;
+  else runqhead_ = gp;
+  runqtail_ = gp;
+  runqsize_.fetch_add(1, std::memory_order_relaxed);
+}
+
+// lock. Takes a fair share of the global queue (at most max if max > 0):
+// returns one G and puts the rest on pp's local queue.
+template <class Traits>
+g_base* basic_sched<Traits>::globrunqget(p* pp, std::int64_t max) {
+  const std::int64_t size = runqsize_.load(std::memory_order_relaxed);
+  if (size == 0) return nullptr;
+  std::int64_t n = std::min<std::int64_t>(size, size / procs_ + 1);
+  if (max > 0 && n > max) n = max;
+  n = std::min<std::int64_t>(n, Traits::run_queue_capacity / 2);
+  runqsize_.fetch_sub(n, std::memory_order_relaxed);
+  g_base* gp = runqhead_;
+  runqhead_ = gp->schedlink;
+  while (--n > 0) {
+    g_base* g1 = runqhead_;
+    runqhead_ = g1->schedlink;
+    runqput(pp, g1, false);
+  }
+  if (runqhead_ == nullptr) runqtail_ = nullptr;
+  gp->schedlink = nullptr;
+  return gp;
+}
+
+// On pp's owner: steal half of p2's queue into pp's; on the last round also
+// its runnext.
+template <class Traits>
+g_base* basic_sched<Traits>::runqsteal(p* pp, p* p2, bool steal_runnext) {
+  if (g_base* gp = p2->runq.steal_into(pp->runq)) {
+    steals_.fetch_add(1, std::memory_order_relaxed);
+    return gp;
+  }
+  if (!steal_runnext) return nullptr;
+  g_base* next = p2->runnext.load(std::memory_order_acquire);
+  if (next == nullptr) return nullptr;
+  if (p2->status.load(std::memory_order_relaxed) == pstatus::running) {
+    // p2 is about to run it (a G readied by the running G, Go's 3 us
+    // courtesy): steal only if it is still there afterwards.
+    ::usleep(3);
+    next = p2->runnext.load(std::memory_order_acquire);
+    if (next == nullptr) return nullptr;
+  }
+  if (!p2->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
+    return nullptr;
+  steals_.fetch_add(1, std::memory_order_relaxed);
+  return next;
+}
+
+// Any thread without a P of this runtime: queue gp globally and start an M
+// for it if a P is idle (Go's injectglist). Invariant 7's sibling: a G made
+// runnable where no P can see it locally must never be left unannounced.
+template <class Traits>
+void basic_sched<Traits>::inject(g_base* gp) {
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    globrunqput(gp);
+  }
+  // If every P is busy, one of them finds gp in the global queue before it
+  // can go idle (findrunnable checks it under the lock before pidleput).
+  if (npidle_.load(std::memory_order_acquire) != 0) startm(nullptr, false);
+}
+
+// ---------------------------------------------------------------------------
+// The M loop
+
+// g0. One round of scheduling forever; returns only when the M must exit
+// (runtime shutdown, or mexit after a locked G finished).
+template <class Traits>
+void basic_sched<Traits>::schedule(m* mp) {
+  for (;;) {
+    if (mp->lockedg != nullptr) {
+      stoplockedm(mp);  // sleeps until lockedg is runnable and ours
+      if (!run_g(mp, mp->lockedg, false)) return;
+      continue;
+    }
+    auto [gp, inherit] = findrunnable(mp);  // blocks until work
+    if (gp == nullptr) return;              // shutdown
+    // Invariant 3: we were spinning and found work; let another M spin.
+    if (mp->spinning) resetspinning(mp);
+    if (gp->lockedm != nullptr && gp->lockedm != mp) {
+      startlockedm(mp, gp);  // hand our P to gp's own M
+      if (mp->pp == nullptr) return;  // shutdown while stopped
+      continue;
+    }
+    if (!run_g(mp, gp, inherit)) return;
+  }
+}
+
+// g0. Runs gp and acts on what it asks when it switches back; loops while
+// the answer is "run it again". Returns false if the M must exit.
+template <class Traits>
+bool basic_sched<Traits>::run_g(m* mp, g_base* gp, bool inherit_time) {
+  for (;;) {
+    // Copy the request off gp's stack before anything makes gp visible.
+    const mcall_rec rec = *execute(mp, gp, inherit_time);
+    switch (rec.kind) {
+      case mcall_rec::gosched:
+        gosched_m(mp, gp);
+        return true;
+      case mcall_rec::park:
+        if (park_m(mp, gp, rec)) return true;
+        inherit_time = true;  // unlockf said no: resume it at once
+        continue;
+      case mcall_rec::goexit: {
+        const bool locked = gp->lockedm != nullptr;
+        goexit0(mp, gp);
+        if (locked) {  // the thread is tainted: it exits (Go's mexit)
+          mexit(mp);
+          return false;
+        }
+        return true;
+      }
+      case mcall_rec::exitsyscall:
+        if (exitsyscall0(mp, gp)) {
+          inherit_time = false;
+          continue;
+        }
+        return mp->pp != nullptr || mp->lockedg != nullptr;
+    }
+  }
+}
+
+// g0. Switches to gp; returns the request gp left when it switched back.
+template <class Traits>
+mcall_rec* basic_sched<Traits>::execute(m* mp, g_base* gp, bool inherit_time) {
+  p* pp = mp->pp;
+  mp->curg = gp;
+  gp->m = mp;
+  casgstatus(gp, gstatus::runnable, gstatus::running);
+  gp->waitreason = "";
+  if (!inherit_time)
+    pp->schedtick.store(pp->schedtick.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);  // sysmon reads it
+  pp->curg.store(gp, std::memory_order_relaxed);
+  if (!gp->stk) {  // first run: the G gets its stack now, not at spawn
+    gp->stk = stackget(pp);
+    gp->si.stk = gp->stk.bounds();
+    gp->ctx.make(&gp->si, &gentry);
+  }
+  set_current_g(gp);
+  void* r = switch_context<fp>(mp->g0, gp->ctx, gp, mp->eh);
+  set_current_g(nullptr);
+  return static_cast<mcall_rec*>(r);
+}
+
+// g0. Dissociates the current G from the M.
+template <class Traits>
+void basic_sched<Traits>::dropg(m* mp) {
+  if (mp->pp != nullptr) mp->pp->curg.store(nullptr, std::memory_order_relaxed);
+  if (mp->curg != nullptr) mp->curg->m = nullptr;
+  mp->curg = nullptr;
+}
+
+// g0, with a P. Finds a runnable G, blocking until there is one. Returns
+// {null, false} only when the runtime shuts down.
+template <class Traits>
+std::pair<g_base*, bool> basic_sched<Traits>::findrunnable(m* mp) {
+top:
+  p* pp = mp->pp;
+  // Fairness: now and then the global queue first, so that two Gs that
+  // keep readying each other cannot starve it.
+  if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
+      runqsize_.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (g_base* gp = globrunqget(pp, 1)) return {gp, false};
+  }
+  if (auto r = runqget(pp); r.first != nullptr) return r;
+  if (runqsize_.load(std::memory_order_relaxed) != 0) {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (g_base* gp = globrunqget(pp, 0)) return {gp, false};
+  }
+  // Steal. Invariant 4: limit spinners to half the busy Ps, so that a
+  // system with few runnable Gs does not burn every CPU looking for them.
+  const int busy = static_cast<int>(procs_) - npidle_.load(std::memory_order_relaxed);
+  if (mp->spinning || 2 * nmspinning_.load(std::memory_order_relaxed) < busy) {
+    if (!mp->spinning) {
+      mp->spinning = true;
+      nmspinning_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    if (g_base* gp = stealwork(mp, pp)) return {gp, false};
+  }
+  // Nothing. Give up the P: under the lock, one last look at the global
+  // queue (inject() relies on it), then pidleput.
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (runqsize_.load(std::memory_order_relaxed) != 0) {
+      if (g_base* gp = globrunqget(pp, 0)) return {gp, false};
+    }
+    if (releasep(mp) != pp) GORT_FATAL("findrunnable: wrong P");
+    pidleput(pp);
+  }
+  if (mp->spinning) {
+    mp->spinning = false;
+    // Invariant 2: the seq_cst decrement orders before the re-check below;
+    // a submitter either sees nmspinning > 0 (and counts on a spinner) or
+    // published work that we see now.
+    if (nmspinning_.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0)
+      GORT_FATAL("findrunnable: negative nmspinning");
+    if (check_runqs_no_p()) {
+      p* pp2 = nullptr;
+      {
+        std::lock_guard<std::mutex> lk(lock_);
+        pp2 = pidleget();
+      }
+      if (pp2 != nullptr) {
+        acquirep(mp, pp2);
+        mp->spinning = true;
+        nmspinning_.fetch_add(1, std::memory_order_seq_cst);
+        goto top;
+      }
+    }
+  }
+  if (!stopm(mp)) return {nullptr, false};
+  goto top;
+}
+
+// g0, spinning, with a P: Go's stealWork, 4 rounds over all Ps in a random
+// order; the last round also takes runnext.
+template <class Traits>
+g_base* basic_sched<Traits>::stealwork(m* mp, p* pp) {
+  const std::uint32_t n = procs_;
+  for (int i = 0; i < Traits::steal_tries; ++i) {
+    const bool last = i == Traits::steal_tries - 1;
+    const std::uint32_t r = mp->next_rand();
+    const std::uint32_t inc = coprimes_[r % coprimes_.size()];
+    std::uint32_t pos = r % n;
+    for (std::uint32_t k = 0; k < n; ++k, pos = (pos + inc) % n) {
+      p* p2 = allp_[pos].get();
+      if (p2 == pp || p2->status.load(std::memory_order_relaxed) == pstatus::idle) continue;
+      if (g_base* gp = runqsteal(pp, p2, last)) return gp;
+    }
+    if (runqsize_.load(std::memory_order_relaxed) != 0) {
+      std::lock_guard<std::mutex> lk(lock_);
+      if (g_base* gp = globrunqget(pp, 0)) return gp;
+    }
+  }
+  return nullptr;
+}
+
+// Any M, no P: is there work anywhere? (Invariant 2's re-check.)
+template <class Traits>
+bool basic_sched<Traits>::check_runqs_no_p() {
+  if (runqsize_.load(std::memory_order_acquire) != 0) return true;
+  for (auto& pp : allp_)
+    if (!pp->runq_empty()) return true;
+  return false;
+}
+
+// g0. We were spinning and found work (invariant 3).
+template <class Traits>
+void basic_sched<Traits>::resetspinning(m* mp) {
+  mp->spinning = false;
+  if (nmspinning_.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0)
+    GORT_FATAL("resetspinning: negative nmspinning");
+  wakep();
+}
+
+// Any thread, after publishing work: start a spinning M if a P is idle and
+// nobody spins (invariant 1: the fence orders the publication before the
+// reads of npidle and nmspinning).
+template <class Traits>
+void basic_sched<Traits>::wakep() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (npidle_.load(std::memory_order_relaxed) == 0) return;
+  int zero = 0;
+  if (nmspinning_.load(std::memory_order_relaxed) != 0 ||
+      !nmspinning_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
+    return;
+  startm(nullptr, true);
+}
+
+// Any thread. Runs pp (or an idle P if pp is null) on an idle or new M.
+// spinning: the caller already counted the new M in nmspinning.
+template <class Traits>
+void basic_sched<Traits>::startm(p* pp, bool spinning) {
+  std::unique_lock<std::mutex> lk(lock_);
+  if (pp == nullptr) {
+    pp = pidleget();
+    if (pp == nullptr) {
+      lk.unlock();
+      if (spinning && nmspinning_.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0)
+        GORT_FATAL("startm: negative nmspinning");
+      return;
+    }
+  }
+  m* nmp = mget();
+  if (nmp == nullptr) {
+    ++mcount_;  // Go's mReserveID: counted before the thread exists
+    lk.unlock();
+    newm(pp, spinning);
+    wake_sysmon();
+    return;
+  }
+  lk.unlock();
+  nmp->spinning = spinning;
+  nmp->nextp = pp;  // invariant 8: before the wakeup
+  nmp->park.wakeup();
+  wake_sysmon();
+}
+
+// g0, no P. Parks the M until startm hands it a P. Returns false if woken
+// for shutdown.
+template <class Traits>
+bool basic_sched<Traits>::stopm(m* mp) {
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (shutdown_) return false;
+    mput(mp);
+  }
+  mp->park.sleep();
+  mp->park.clear();  // invariant 8: only the sleeper clears
+  p* pp = std::exchange(mp->nextp, nullptr);
+  if (pp == nullptr) return false;
+  acquirep(mp, pp);
+  return true;
+}
+
+// Any M, pp released (status idle, not on pidle). Invariant 5: start an M
+// for pp whenever findrunnable would find work for it; else park it.
+template <class Traits>
+void basic_sched<Traits>::handoffp(p* pp) {
+  if (!pp->runq_empty() || runqsize_.load(std::memory_order_acquire) != 0) {
+    startm(pp, false);
+    return;
+  }
+  // No local work: make sure somebody spins or sleeps ready for new work.
+  int zero = 0;
+  if (nmspinning_.load(std::memory_order_relaxed) + npidle_.load(std::memory_order_relaxed) == 0 &&
+      nmspinning_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) {
+    startm(pp, true);
+    return;
+  }
+  std::unique_lock<std::mutex> lk(lock_);
+  if (runqsize_.load(std::memory_order_relaxed) != 0) {
+    lk.unlock();
+    startm(pp, false);
+    return;
+  }
+  pidleput(pp);
+}
+
+template <class Traits>
+void basic_sched<Traits>::acquirep(m* mp, p* pp) {
+  GORT_ASSERT(mp->pp == nullptr, "acquirep: M already has a P");
+  GORT_ASSERT(pp->mp == nullptr && pp->status.load(std::memory_order_relaxed) == pstatus::idle,
+              "acquirep: P %d is not idle", pp->id);
+  mp->pp = pp;
+  pp->mp = mp;
+  pp->status.store(pstatus::running, std::memory_order_release);
+}
+
+template <class Traits>
+typename basic_sched<Traits>::p* basic_sched<Traits>::releasep(m* mp) {
+  p* pp = mp->pp;
+  GORT_ASSERT(pp != nullptr && pp->mp == mp, "releasep: M does not hold its P");
+  pp->mp = nullptr;
+  pp->curg.store(nullptr, std::memory_order_relaxed);
+  mp->pp = nullptr;
+  pp->status.store(pstatus::idle, std::memory_order_release);
+  return pp;
+}
+
+template <class Traits>
+void basic_sched<Traits>::pidleput(p* pp) {
+  if (!pp->runq_empty()) GORT_FATAL("pidleput: P %d has a non-empty run queue", pp->id);
+  pp->link = pidle_;
+  pidle_ = pp;
+  npidle_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+template <class Traits>
+typename basic_sched<Traits>::p* basic_sched<Traits>::pidleget() {
+  p* pp = pidle_;
+  if (pp != nullptr) {
+    pidle_ = pp->link;
+    pp->link = nullptr;
+    npidle_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  return pp;
+}
+
+template <class Traits>
+void basic_sched<Traits>::mput(m* mp) {
+  mp->schedlink = midle_;
+  midle_ = mp;
+  ++nmidle_;
+  checkdead();
+}
+
+template <class Traits>
+typename basic_sched<Traits>::m* basic_sched<Traits>::mget() {
+  m* mp = midle_;
+  if (mp != nullptr) {
+    midle_ = mp->schedlink;
+    mp->schedlink = nullptr;
+    --nmidle_;
+  }
+  return mp;
+}
+
+// Any thread. A new M and its thread, which starts with pp. mcount_ was
+// already incremented by the caller (under the lock).
+template <class Traits>
+void basic_sched<Traits>::newm(p* pp, bool spinning) {
+  allocm_reap();
+  auto* mp = new m();
+  mp->owner = this;
+  mp->nextp = pp;
+  mp->spinning_start = spinning;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    mp->id = static_cast<std::int64_t>(allm_.size()) + 1;
+    allm_.push_back(mp);
+  }
+  mp->fastrand = 0x9E3779B97F4A7C15ull ^ (reinterpret_cast<std::uintptr_t>(mp) * 0xBF58476D1CE4E5B9ull);
+  if (mp->fastrand == 0) mp->fastrand = 1;
+  pthread_attr_t attr;
+  ::pthread_attr_init(&attr);
+  ::pthread_attr_setstacksize(&attr, 1 << 20);  // g0: scheduler code only
+  const int err = ::pthread_create(&mp->thread, &attr, &mstart, mp);
+  ::pthread_attr_destroy(&attr);
+  if (err != 0)
+    GORT_FATAL("newm: cannot create an OS thread (%s); %d Ms exist",
+               std::strerror(err), mcount_);
+  mp->thread_started = true;
+}
+
+// Frees Ms whose threads have exited (Go's allocm freeing sched.freem): an M
+// never frees its own thread stack; whoever makes the next M joins it.
+template <class Traits>
+void basic_sched<Traits>::allocm_reap() {
+  std::vector<m*> done;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    for (auto it = freem_.begin(); it != freem_.end();) {
+      if ((*it)->exited.load(std::memory_order_acquire)) {
+        done.push_back(*it);
+        allm_.erase(std::find(allm_.begin(), allm_.end(), *it));
+        it = freem_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (m* mp : done) {
+    ::pthread_join(mp->thread, nullptr);
+    delete mp;
+  }
+}
+
+template <class Traits>
+void* basic_sched<Traits>::mstart(void* arg) {
+  auto* mp = static_cast<m*>(arg);
+  thread_altstack::ensure();
+  mp->eh = thread_eh_globals();
+  mp->spinning = mp->spinning_start;
+  basic_sched* s = mp->owner;
+  s->acquirep(mp, std::exchange(mp->nextp, nullptr));
+  s->schedule(mp);
+  mp->exited.store(true, std::memory_order_release);
+  return nullptr;
+}
+
+// g0, after a locked G exited: the thread is tainted (the G may have changed
+// its state), so the M gives its P away and its thread ends.
+template <class Traits>
+void basic_sched<Traits>::mexit(m* mp) {
+  if (mp->pp != nullptr) handoffp(releasep(mp));
+  std::lock_guard<std::mutex> lk(lock_);
+  --mcount_;
+  freem_.push_back(mp);  // joined and freed by the next newm or the destructor
+  checkdead();
+}
+
+// g0. The M has a locked G that is not running: give the P away and sleep
+// until startlockedm hands the M a P to run it.
+template <class Traits>
+void basic_sched<Traits>::stoplockedm(m* mp) {
+  if (mp->pp != nullptr) handoffp(releasep(mp));
+  incidlelocked(1);
+  mp->park.sleep();
+  mp->park.clear();
+  p* pp = std::exchange(mp->nextp, nullptr);
+  if (pp == nullptr) GORT_FATAL("stoplockedm: woken without a P");
+  acquirep(mp, pp);
+}
+
+// g0. gp is locked to another M: give it our P and wake it; we stop.
+template <class Traits>
+void basic_sched<Traits>::startlockedm(m* mp, g_base* gp) {
+  m* mp2 = static_cast<m*>(gp->lockedm);
+  incidlelocked(-1);
+  p* pp = releasep(mp);
+  mp2->nextp = pp;  // invariant 8
+  mp2->park.wakeup();
+  stopm(mp);
+}
+
+template <class Traits>
+void basic_sched<Traits>::incidlelocked(int v) {
+  std::lock_guard<std::mutex> lk(lock_);
+  nmidlelocked_ += v;
+  if (v > 0) checkdead();
+}
+
+// ---------------------------------------------------------------------------
+// Parking and waking
+
+// G. Go's gopark: switch to g0, mark the G waiting, then run unlockf there.
+template <class Traits>
+void basic_sched<Traits>::gopark(bool (*unlockf)(g_base*, void*), void* arg,
+                                 const char* reason) {
+  g_base* gp = current_g();
+  GORT_ASSERT(gp != nullptr && gp->sched == this, "gopark: not on a G of this runtime");
+  gp->waitreason = reason;
+  mcall_rec rec{mcall_rec::park, unlockf, arg};
+  mcall(gp, rec);
+}
+
+// g0. Returns false if unlockf refused the park (the G must run again).
+template <class Traits>
+bool basic_sched<Traits>::park_m(m* mp, g_base* gp, const mcall_rec& rec) {
+  casgstatus(gp, gstatus::running, gstatus::waiting);
+  dropg(mp);
+  if (rec.unlockf != nullptr && !rec.unlockf(gp, rec.arg)) {
+    casgstatus(gp, gstatus::waiting, gstatus::runnable);
+    gp->waitreason = "";
+    return false;
+  }
+  return true;
+}
+
+// Any thread. Go's goready: runnable in runnext of the current P (it runs
+// next, inheriting the time slice), or injected when there is no P here.
+template <class Traits>
+void basic_sched<Traits>::goready(g_base* gp) {
+  casgstatus(gp, gstatus::waiting, gstatus::runnable);
+  g_base* cur = current_g();
+  if (cur != nullptr && cur->sched == this && cur->status() == gstatus::running) {
+    m* mp = static_cast<m*>(cur->m);
+    if (p* pp = mp->pp) {
+      runqput(pp, gp, true);
+      wakep();
+      return;
+    }
+  }
+  inject(gp);
+}
+
+// G. runtime.Gosched: to the back of the local queue.
+template <class Traits>
+void basic_sched<Traits>::gosched() {
+  g_base* gp = current_g();
+  GORT_ASSERT(gp != nullptr && gp->sched == this, "gosched: not on a G of this runtime");
+  mcall_rec rec{mcall_rec::gosched};
+  mcall(gp, rec);
+}
+
+template <class Traits>
+void basic_sched<Traits>::gosched_m(m* mp, g_base* gp) {
+  casgstatus(gp, gstatus::running, gstatus::runnable);
+  dropg(mp);
+  gp->preempt.store(false, std::memory_order_relaxed);
+  runqput(mp->pp, gp, false);
+}
+
+// g0. The G's body returned.
+template <class Traits>
+void basic_sched<Traits>::goexit0(m* mp, g_base* gp) {
+  p* pp = mp->pp;
+  casgstatus(gp, gstatus::running, gstatus::dead);
+  dropg(mp);
+  if (gp->lockedm != nullptr) {
+    mp->lockedg = nullptr;
+    gp->lockedm = nullptr;
+    gp->locked_count = 0;
+  }
+  stackput(pp, gp->stk);
+  gp->stk = {};
+  gfput(pp, static_cast<g*>(gp));
+  if (gcount_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    std::lock_guard<std::mutex> lk(gzero_mu_);
+    gzero_cv_.notify_all();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Blocking calls (gort::blocking): Go's entersyscall / exitsyscall
+
+// G. The P stays attached in state syscall; sysmon retakes it if the call
+// lasts and the P has work (retake, handoffp).
+template <class Traits>
+void basic_sched<Traits>::entersyscall() {
+  g_base* gp = current_g();
+  m* mp = static_cast<m*>(gp->m);
+  p* pp = mp->pp;
+  casgstatus(gp, gstatus::running, gstatus::syscall);
+  pp->curg.store(nullptr, std::memory_order_relaxed);
+  mp->oldp = pp;
+  mp->pp = nullptr;
+  pp->mp = nullptr;
+  // store-release: pairs with sysmon's and exitsyscallfast's CAS.
+  pp->status.store(pstatus::syscall, std::memory_order_release);
+  if (sysmonwait_.load(std::memory_order_relaxed)) wake_sysmon();
+}
+
+// G. Fast path: take back our P (or any idle one) and go on; else queue the
+// G and let g0 find it a P.
+template <class Traits>
+void basic_sched<Traits>::exitsyscall() {
+  g_base* gp = current_g();
+  m* mp = static_cast<m*>(gp->m);
+  p* oldp = std::exchange(mp->oldp, nullptr);
+  if (exitsyscallfast(mp, oldp)) {
+    casgstatus(gp, gstatus::syscall, gstatus::running);
+    p* pp = mp->pp;
+    pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+    pp->curg.store(gp, std::memory_order_relaxed);
+    return;
+  }
+  mcall_rec rec{mcall_rec::exitsyscall};
+  mcall(gp, rec);
+}
+
+template <class Traits>
+bool basic_sched<Traits>::exitsyscallfast(m* mp, p* oldp) {
+  pstatus s = pstatus::syscall;
+  // CAS acq_rel against sysmon's retake: exactly one of us gets the P.
+  if (oldp != nullptr && oldp->status.compare_exchange_strong(s, pstatus::idle,
+                                                               std::memory_order_acq_rel)) {
+    acquirep(mp, oldp);
+    return true;
+  }
+  if (npidle_.load(std::memory_order_acquire) != 0) {
+    p* pp = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(lock_);
+      pp = pidleget();
+    }
+    if (pp != nullptr) {
+      acquirep(mp, pp);
+      wake_sysmon();
+      return true;
+    }
+  }
+  return false;
+}
+
+// g0. No P was free when gp left its blocking call. Returns true if gp
+// should run now (a P turned up).
+template <class Traits>
+bool basic_sched<Traits>::exitsyscall0(m* mp, g_base* gp) {
+  casgstatus(gp, gstatus::syscall, gstatus::runnable);
+  dropg(mp);
+  p* pp = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    pp = pidleget();
+    if (pp == nullptr) globrunqput(gp);
+  }
+  if (pp != nullptr) {
+    acquirep(mp, pp);
+    return true;
+  }
+  if (mp->lockedg != nullptr) return false;  // schedule(): stoplockedm
+  stopm(mp);  // gp is queued globally; a busy P finds it
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// lock_os_thread (Go's LockOSThread)
+
+template <class Traits>
+void basic_sched<Traits>::lock_os_thread() {
+  g_base* gp = current_g();
+  m* mp = static_cast<m*>(gp->m);
+  ++gp->locked_count;
+  gp->lockedm = mp;
+  mp->lockedg = gp;
+}
+
+template <class Traits>
+void basic_sched<Traits>::unlock_os_thread() {
+  g_base* gp = current_g();
+  if (gp->locked_count == 0) return;
+  if (--gp->locked_count != 0) return;
+  m* mp = static_cast<m*>(gp->m);
+  gp->lockedm = nullptr;
+  mp->lockedg = nullptr;
+}
+
+}  // namespace detail
+GORT_END_NAMESPACE
+
+#include "sysmon.hpp"

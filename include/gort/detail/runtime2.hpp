@@ -1,0 +1,215 @@
+// gort/detail/runtime2.hpp: the scheduler's data structures (Go's
+// runtime2.go): G, P, M and the non-template base that the type-erased
+// public API (gort::go, gort::yield, the sync primitives) works through.
+// The functions that move them around are in proc.hpp.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "../stack.hpp"
+#include "config.hpp"
+#include "context.hpp"
+#include "note.hpp"
+#include "runq.hpp"
+#include "task.hpp"
+
+GORT_BEGIN_NAMESPACE
+namespace detail {
+
+// G status (Go's _Gidle ... _Gdead). Every change goes through
+// casgstatus(), which dies loudly on a transition from an unexpected state.
+enum class gstatus : std::uint32_t {
+  idle,      // just allocated, not yet initialised
+  runnable,  // on a run queue, not running
+  running,   // owns an M and a P, executing user code
+  syscall,   // in gort::blocking(): owns an M, not a P
+  waiting,   // parked (gopark); on some wait queue
+  dead,      // finished, on a free list
+};
+
+inline const char* to_string(gstatus s) noexcept {
+  switch (s) {
+    case gstatus::idle: return "idle";
+    case gstatus::runnable: return "runnable";
+    case gstatus::running: return "running";
+    case gstatus::syscall: return "syscall";
+    case gstatus::waiting: return "waiting";
+    case gstatus::dead: return "dead";
+  }
+  return "?";
+}
+
+// P status (Go's _Pidle, _Prunning, _Psyscall).
+enum class pstatus : std::uint32_t { idle, running, syscall };
+
+class sched_base;
+struct g_base;
+
+// What a G asks of its M's g0 when it switches there (Go's mcall(fn)).
+// Lives on the G's stack: g0 copies what it needs before making the G
+// visible to anybody else.
+struct mcall_rec {
+  enum kind_t : std::uint8_t { park, gosched, goexit, exitsyscall } kind;
+  bool (*unlockf)(g_base*, void*) = nullptr;  // park: runs on g0 after the switch
+  void* arg = nullptr;
+};
+
+// The part of a G that does not depend on the traits.
+struct g_base {
+  context ctx;            // saved registers while not running
+  stack_info si;          // kind "G", goid, the stack's bounds (for reports)
+  gort::stack stk;        // empty until the G first runs
+  std::atomic<gstatus> atomicstatus{gstatus::idle};
+  // The one intrusive link: a G is on at most one queue at a time (global
+  // run queue, a free list, a wait queue of a sync primitive).
+  g_base* schedlink = nullptr;
+  std::uint64_t goid = 0;
+  const char* waitreason = "";  // why it is waiting, for deadlock reports
+  // Set by sysmon when the G has run too long; checked at yield points.
+  std::atomic<bool> preempt{false};
+  std::atomic<bool> hog_reported{false};  // sysmon reported it once
+  sched_base* sched = nullptr;  // the runtime that owns this G
+  void* m = nullptr;            // the M running it (an M of `sched`), or null
+  void* lockedm = nullptr;      // lock_os_thread: the M it is wired to
+  std::uint32_t locked_count = 0;
+  void* param = nullptr;        // passed by a waker (Go's gp.param)
+  task fn;                      // the body; reset when it returns
+  gstatus status() const noexcept {
+    return atomicstatus.load(std::memory_order_acquire);
+  }
+};
+
+// The G running on this thread, or null on g0 / a thread that is not an M.
+// Out of line, and read fresh after every park: a G may resume on another
+// thread, whose TLS is elsewhere.
+inline thread_local g_base* tls_g = nullptr;
+[[gnu::noinline]] inline g_base* current_g() noexcept {
+  __asm__ volatile("" ::: "memory");
+  return tls_g;
+}
+[[gnu::noinline]] inline void set_current_g(g_base* gp) noexcept { tls_g = gp; }
+
+// casgstatus: the one choke point for G status changes. Dies with both
+// states on a transition from anything but `from`.
+inline void casgstatus(g_base* gp, gstatus from, gstatus to) noexcept {
+  gstatus old = from;
+  // CAS acq_rel: the status publishes the G's state to whoever acts on it
+  // next (a waker reading `waiting`, a thief reading `runnable`).
+  if (GORT_UNLIKELY(!gp->atomicstatus.compare_exchange_strong(
+          old, to, std::memory_order_acq_rel, std::memory_order_acquire)))
+    GORT_FATAL("casgstatus: G %llu: bad transition %s -> %s (status is %s)",
+               static_cast<unsigned long long>(gp->goid), to_string(from),
+               to_string(to), to_string(old));
+}
+
+// The type-erased scheduler interface. Everything the public, non-template
+// API needs to do on "the runtime of the current G".
+class sched_base {
+ public:
+  // Current G only: park it. After the switch to g0, unlockf(gp, arg) runs
+  // there; if it returns false the G is resumed at once. A waker can never
+  // see the G before it is parked (its registers are saved first).
+  virtual void gopark(bool (*unlockf)(g_base*, void*), void* arg,
+                      const char* reason) = 0;
+  // Any thread: make a waiting G runnable.
+  virtual void goready(g_base* gp) = 0;
+  // Current G only: yield its P (runtime.Gosched).
+  virtual void gosched() = 0;
+  // Any G of this runtime: start a G running f.
+  virtual std::uint64_t spawn_task(task&& f) = 0;
+  // Current G only: around a blocking call.
+  virtual void entersyscall() = 0;
+  virtual void exitsyscall() = 0;
+  virtual void lock_os_thread() = 0;
+  virtual void unlock_os_thread() = 0;
+  virtual ~sched_base() = default;
+};
+
+template <class Traits>
+struct basic_m;
+template <class Traits>
+class basic_sched;
+
+template <class Traits>
+struct basic_g : g_base {
+  typename Traits::g_payload payload{};
+};
+
+// Per-P timestamps kept by sysmon (Go's sysmontick).
+struct sysmontick {
+  std::uint32_t schedtick = 0;
+  std::int64_t schedwhen = 0;
+  std::uint32_t syscalltick = 0;
+  std::int64_t syscallwhen = 0;
+};
+
+template <class Traits>
+struct basic_p {
+  using g = basic_g<Traits>;
+  using m = basic_m<Traits>;
+
+  int id = 0;
+  std::atomic<pstatus> status{pstatus::idle};
+  m* mp = nullptr;         // the M holding it (owner); null when idle/syscall
+  basic_p* link = nullptr; // on sched.pidle; guarded by sched.lock
+  // Incremented on every schedule (owner) and on every syscall exit; sysmon
+  // reads them to see whether the P made progress.
+  std::atomic<std::uint32_t> schedtick{0};
+  std::atomic<std::uint32_t> syscalltick{0};
+  sysmontick sysmon;  // sysmon's thread only
+
+  // Local run queue (lock-free, see runq.hpp) and runnext: a G readied by
+  // the running G, run next, inheriting the time slice.
+  ::gort::detail::runq<g_base, Traits::run_queue_capacity> runq;
+  std::atomic<g_base*> runnext{nullptr};
+
+  // Owner only: free Gs (no stacks) and a stack cache.
+  g_base* gfree = nullptr;
+  std::uint32_t gfree_n = 0;
+  std::vector<gort::stack> stackcache;
+
+  // What it runs now, for sysmon (written by the owner in execute/dropg).
+  std::atomic<g_base*> curg{nullptr};
+
+  // Any thread: no G queued (local queue and runnext).
+  bool runq_empty() const noexcept {
+    return runq.empty() && runnext.load(std::memory_order_acquire) == nullptr;
+  }
+};
+
+template <class Traits>
+struct basic_m {
+  using p = basic_p<Traits>;
+
+  basic_sched<Traits>* owner = nullptr;
+  context g0;             // the thread's own stack; schedule() runs here
+  g_base* curg = nullptr; // the G it runs, or null on g0
+  p* pp = nullptr;        // the attached P (owner)
+  p* nextp = nullptr;     // the P handed to it before a wakeup (invariant 8)
+  p* oldp = nullptr;      // the P it had before entering a syscall
+  bool spinning = false;  // looking for work (counted in sched.nmspinning)
+  note park;              // sleeps here when idle
+  basic_m* schedlink = nullptr;  // on sched.midle; guarded by sched.lock
+  g_base* lockedg = nullptr;     // lock_os_thread
+  eh_globals* eh = nullptr;      // this thread's C++ exception state
+  std::int64_t id = 0;
+  pthread_t thread{};
+  bool thread_started = false;
+  std::atomic<bool> exited{false};  // its thread has left mstart
+  bool spinning_start = false;      // mstartfn = mspinning
+  std::uint64_t fastrand = 0;
+
+  std::uint32_t next_rand() noexcept {  // xorshift64*, per M
+    fastrand ^= fastrand >> 12;
+    fastrand ^= fastrand << 25;
+    fastrand ^= fastrand >> 27;
+    return static_cast<std::uint32_t>((fastrand * 0x2545F4914F6CDD1Dull) >> 32);
+  }
+};
+
+}  // namespace detail
+GORT_END_NAMESPACE

@@ -1,0 +1,200 @@
+// gort/detail/sysmon.hpp: the system monitor and deadlock detection (Go's
+// sysmon, retake, preemptone and checkdead in proc.go).
+//
+// sysmon runs on its own thread, without a P. It sleeps 20 us, doubling the
+// sleep after 50 idle rounds up to 10 ms, and sleeps on a note while every P
+// is idle (woken by startm, entersyscall and exitsyscall). Each round:
+//   retake: a P in a blocking call for a whole sysmon tick (>= 20 us) with
+//           work queued, or for 10 ms in any case, is taken back (CAS
+//           syscall -> idle, racing exitsyscallfast) and handed off;
+//           a G that has run 10 ms without a schedule gets its preempt flag
+//           (gort has no asynchronous preemption: yield points check it);
+//           one that keeps its P for config.hog_report_ms is reported once.
+//   schedtrace: with GORT_DEBUG=schedtrace=<ms>, one line per interval.
+#pragma once
+
+#include <cinttypes>
+
+#include "proc.hpp"
+
+GORT_BEGIN_NAMESPACE
+namespace detail {
+
+inline constexpr std::int64_t force_preempt_ns = 10'000'000;  // Go's forcePreemptNS
+
+template <class Traits>
+void* basic_sched<Traits>::sysmon_main(void* arg) {
+  static_cast<basic_sched*>(arg)->sysmon();
+  return nullptr;
+}
+
+template <class Traits>
+void basic_sched<Traits>::sysmon() {
+  std::int64_t delay_us = 0;
+  int idle = 0;
+  std::int64_t last_trace = nanotime();
+  while (!sysmon_stop_.load(std::memory_order_acquire)) {
+    if (idle == 0) delay_us = 20;
+    else if (idle > 50) delay_us *= 2;
+    if (delay_us > 10'000) delay_us = 10'000;
+    if (schedtrace_ms_ > 0) delay_us = std::min<std::int64_t>(delay_us, schedtrace_ms_ * 1000);
+    ::usleep(static_cast<useconds_t>(delay_us));
+    if (schedtrace_ms_ <= 0 &&
+        npidle_.load(std::memory_order_acquire) == static_cast<int>(procs_)) {
+      std::unique_lock<std::mutex> lk(lock_);
+      if (npidle_.load(std::memory_order_relaxed) == static_cast<int>(procs_) &&
+          !sysmon_stop_.load(std::memory_order_acquire)) {
+        sysmonwait_.store(true, std::memory_order_relaxed);
+        lk.unlock();
+        sysmonnote_.sleep();  // deep sleep: nothing runs, nothing to watch
+        lk.lock();
+        sysmonwait_.store(false, std::memory_order_relaxed);
+        sysmonnote_.clear();
+        idle = 0;
+        delay_us = 20;
+      }
+    }
+    const std::int64_t now = nanotime();
+    if (retake(now) != 0) idle = 0;
+    else ++idle;
+    if (schedtrace_ms_ > 0 && now - last_trace >= schedtrace_ms_ * 1'000'000) {
+      last_trace = now;
+      schedtrace(now);
+    }
+  }
+}
+
+// Any thread: wake sysmon from its deep sleep.
+template <class Traits>
+void basic_sched<Traits>::wake_sysmon() {
+  if (!sysmonwait_.load(std::memory_order_relaxed)) return;
+  std::lock_guard<std::mutex> lk(lock_);
+  if (sysmonwait_.load(std::memory_order_relaxed)) {
+    sysmonwait_.store(false, std::memory_order_relaxed);
+    sysmonnote_.wakeup();
+  }
+}
+
+// sysmon. Returns how many Ps it took back from blocking calls.
+template <class Traits>
+std::uint32_t basic_sched<Traits>::retake(std::int64_t now) {
+  std::uint32_t n = 0;
+  for (auto& ptr : allp_) {
+    p* pp = ptr.get();
+    sysmontick& pd = pp->sysmon;
+    const pstatus s = pp->status.load(std::memory_order_acquire);
+    bool sysretake = false;
+    if (s == pstatus::running || s == pstatus::syscall) {
+      const std::uint32_t t = pp->schedtick.load(std::memory_order_relaxed);
+      if (pd.schedtick != t) {
+        pd.schedtick = t;
+        pd.schedwhen = now;
+      } else if (pd.schedwhen + force_preempt_ns <= now) {
+        preemptone(pp, now - pd.schedwhen);
+        sysretake = true;  // a long syscall: retake regardless of work
+      }
+    }
+    if (s != pstatus::syscall) continue;
+    const std::uint32_t t = pp->syscalltick.load(std::memory_order_relaxed);
+    if (!sysretake && pd.syscalltick != t) {
+      pd.syscalltick = t;
+      pd.syscallwhen = now;
+      continue;
+    }
+    // Leave it alone if it has no work, others can take new work, and it
+    // has not been in the call for 10 ms.
+    if (pp->runq_empty() &&
+        nmspinning_.load(std::memory_order_relaxed) + npidle_.load(std::memory_order_relaxed) > 0 &&
+        pd.syscallwhen + force_preempt_ns > now)
+      continue;
+    // Count one more running M before the CAS: otherwise the M we take the
+    // P from could leave its call, go idle, and checkdead would see nobody
+    // running.
+    incidlelocked(-1);
+    pstatus want = pstatus::syscall;
+    if (pp->status.compare_exchange_strong(want, pstatus::idle, std::memory_order_acq_rel)) {
+      ++n;
+      pp->syscalltick.store(t + 1, std::memory_order_relaxed);
+      handoffs_.fetch_add(1, std::memory_order_relaxed);
+      handoffp(pp);
+    }
+    incidlelocked(1);
+  }
+  return n;
+}
+
+// sysmon. Asks the G running on pp to yield at its next yield point, and
+// reports it once if it has held the P for far longer.
+template <class Traits>
+void basic_sched<Traits>::preemptone(p* pp, std::int64_t ran_ns) {
+  g_base* gp = pp->curg.load(std::memory_order_relaxed);
+  if (gp == nullptr) return;
+  gp->preempt.store(true, std::memory_order_relaxed);
+  const std::int64_t hog_ms = cfg_.hog_report_ms > 0 ? cfg_.hog_report_ms : 1000;
+  if (ran_ns >= hog_ms * 1'000'000 && !gp->hog_reported.exchange(true, std::memory_order_relaxed))
+    std::fprintf(stderr,
+                 "gort: G %" PRIu64 " has run for %" PRId64
+                 " ms without reaching a yield point; it holds P %d (call "
+                 "gort::yield() in long loops, or run the work in gort::blocking())\n",
+                 gp->goid, ran_ns / 1'000'000, pp->id);
+}
+
+// lock. Go's checkdead: if no M is running, every live G is blocked forever.
+template <class Traits>
+void basic_sched<Traits>::checkdead() {
+  if (!cfg_.deadlock_detection || shutdown_) return;
+  const int run = mcount_ - nmidle_ - nmidlelocked_;
+  if (run > 0) return;
+  if (run < 0)
+    GORT_FATAL("checkdead: inconsistent counts: mcount=%d nmidle=%d nmidlelocked=%d",
+               mcount_, nmidle_, nmidlelocked_);
+  if (gcount_.load(std::memory_order_acquire) == 0) return;
+  if (runqsize_.load(std::memory_order_relaxed) != 0) return;  // being injected
+  std::string report;
+  int waiting = 0;
+  {
+    std::lock_guard<std::mutex> lk(allglock_);
+    for (g* gp : allgs_) {
+      switch (gp->status()) {
+        case gstatus::waiting:
+          ++waiting;
+          if (waiting <= 100)
+            report += "\n  G " + std::to_string(gp->goid) + " [" + gp->waitreason + "]";
+          break;
+        case gstatus::runnable:
+        case gstatus::running:
+        case gstatus::syscall:
+          return;  // somebody will run it (an injection in flight)
+        default:
+          break;
+      }
+    }
+  }
+  if (waiting == 0) return;
+  if (waiting > 100) report += "\n  ... and " + std::to_string(waiting - 100) + " more";
+  GORT_FATAL("all goroutines are asleep - deadlock!%s\n(set config.deadlock_detection = false "
+             "if threads outside the runtime will wake them)",
+             report.c_str());
+}
+
+template <class Traits>
+void basic_sched<Traits>::schedtrace(std::int64_t now) {
+  std::string line = "SCHED " + std::to_string((now - start_ns_) / 1'000'000) +
+                     "ms: gomaxprocs=" + std::to_string(procs_);
+  std::lock_guard<std::mutex> lk(lock_);
+  line += " idleprocs=" + std::to_string(npidle_.load(std::memory_order_relaxed)) +
+          " threads=" + std::to_string(mcount_ + 1) +
+          " spinningthreads=" + std::to_string(nmspinning_.load(std::memory_order_relaxed)) +
+          " idlethreads=" + std::to_string(nmidle_) +
+          " runqueue=" + std::to_string(runqsize_.load(std::memory_order_relaxed)) + " [";
+  for (std::size_t i = 0; i < allp_.size(); ++i) {
+    if (i != 0) line += ' ';
+    line += std::to_string(allp_[i]->runq.size() +
+                           (allp_[i]->runnext.load(std::memory_order_relaxed) ? 1 : 0));
+  }
+  line += "]\n";
+  std::fputs(line.c_str(), stderr);
+}
+
+}  // namespace detail
+GORT_END_NAMESPACE

@@ -1,0 +1,76 @@
+// gort/traits.hpp: compile-time configuration of a runtime.
+//
+// basic_runtime<Traits> builds its G, P and M types from a traits struct.
+// Inherit from default_traits and override what you need:
+//
+//   struct my_traits : gort::default_traits {
+//     struct g_payload { int priority = 0; };     // per-G user data
+//     static constexpr std::size_t stack_size = 64 * 1024;
+//   };
+//   gort::basic_runtime<my_traits> rt;
+//
+// Each member documents its trade-off; basic_runtime checks each with a
+// static_assert whose message says what to change.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "detail/config.hpp"
+
+GORT_BEGIN_NAMESPACE
+
+// Run-time configuration (what may differ between two runtimes of the same
+// type). Zero means "the default".
+struct config {
+  // Number of Ps: how many Gs run in parallel. Default: the GORT_PROCS
+  // environment variable if set (like GOMAXPROCS), else the number of CPUs
+  // this process may run on.
+  unsigned procs = 0;
+  // Go's checkdead: abort with a report when every G is blocked forever.
+  // Turn off for programs that outside threads feed later.
+  bool deadlock_detection = true;
+  // A G that keeps its P this long without reaching a yield point is
+  // reported once on stderr (a debug aid, not a crash). 0: the default (1 s).
+  std::int64_t hog_report_ms = 0;
+};
+
+struct default_traits {
+  // Per-G user data, default-constructed when a G is created and reset
+  // (assigned a fresh value) when a G struct is reused. Keep it small: it
+  // lives in every G.
+  struct g_payload {};
+
+  // Stack size of a G, in bytes: a multiple of the page size, at least
+  // 16 KiB. Virtual memory is cheap (pages are committed on first touch);
+  // what a G really uses is what it touches. Deep recursion or large locals
+  // need more; 100k+ parked Gs want smaller.
+  static constexpr std::size_t stack_size = 256 * 1024;
+
+  // Capacity of each P's local run queue (a power of two). Larger queues
+  // spill to the global queue less often but make stealing coarser.
+  static constexpr std::uint32_t run_queue_capacity = 256;
+
+  // Steal rounds over all Ps before a spinning M gives up (Go: 4).
+  static constexpr int steal_tries = 4;
+
+  // Every this-many schedules a P takes a G from the global queue first, so
+  // that it cannot starve (Go: 61, a prime, to avoid lockstep patterns).
+  static constexpr std::uint32_t global_queue_fairness = 61;
+
+  // Keep the MXCSR and x87 control words per G (the ABI's promise: a G that
+  // calls fesetround() does not change another G's rounding). false gives
+  // Go's behaviour, the FP control state belongs to the thread, and saves
+  // ~0.9 ns per switch; a G that changes the rounding mode then changes it
+  // for whatever runs next on its thread.
+  static constexpr bool preserve_fp_control = true;
+
+  // Gs kept per P for reuse (G structs; stacks are cached separately), and
+  // how many move to or from the global list at once.
+  static constexpr std::uint32_t gfree_local_max = 64;
+  static constexpr std::uint32_t gfree_batch = 32;
+  // Stacks cached per P; half spills to the shared allocator beyond it.
+  static constexpr std::uint32_t stack_cache_max = 64;
+};
+
+GORT_END_NAMESPACE
