@@ -708,7 +708,9 @@ mcall_rec* basic_sched<Traits>::execute(m* mp, g_base* gp, bool inherit_time) {
   if (!inherit_time)
     pp->schedtick.store(pp->schedtick.load(std::memory_order_relaxed) + 1,
                         std::memory_order_relaxed);  // sysmon reads it
-  pp->curg.store(gp, std::memory_order_relaxed);
+  // store-release: pairs with sysmon's load in preemptone (the G's fields
+  // were initialised by whoever made it).
+  pp->curg.store(gp, std::memory_order_release);
   if (!gp->stk) {  // first run: the G gets its stack now, not at spawn
     gp->stk = stackget(pp);
     gp->si.stk = gp->stk.bounds();
@@ -994,11 +996,15 @@ void basic_sched<Traits>::newm(p* pp, bool spinning) {
   pthread_attr_t attr;
   ::pthread_attr_init(&attr);
   ::pthread_attr_setstacksize(&attr, 1 << 20);  // g0: scheduler code only
-  const int err = ::pthread_create(&mp->thread, &attr, &mstart, mp);
+  pthread_t th;
+  const int err = ::pthread_create(&th, &attr, &mstart, mp);
   ::pthread_attr_destroy(&attr);
   if (err != 0)
-    GORT_FATAL("newm: cannot create an OS thread (%s); %d Ms exist",
-               std::strerror(err), mcount_);
+    GORT_FATAL("newm: cannot create an OS thread (%s)", std::strerror(err));
+  // Under the lock: the new thread may already have exited and be waiting
+  // to be reaped; the reaper needs its handle and must not race this store.
+  std::lock_guard<std::mutex> lk(lock_);
+  mp->thread = th;
   mp->thread_started = true;
 }
 
@@ -1010,7 +1016,7 @@ void basic_sched<Traits>::allocm_reap() {
   {
     std::lock_guard<std::mutex> lk(lock_);
     for (auto it = freem_.begin(); it != freem_.end();) {
-      if ((*it)->exited.load(std::memory_order_acquire)) {
+      if ((*it)->thread_started && (*it)->exited.load(std::memory_order_acquire)) {
         done.push_back(*it);
         allm_.erase(std::find(allm_.begin(), allm_.end(), *it));
         it = freem_.erase(it);
@@ -1193,7 +1199,7 @@ void basic_sched<Traits>::exitsyscall() {
     p* pp = mp->pp;
     pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
-    pp->curg.store(gp, std::memory_order_relaxed);
+    pp->curg.store(gp, std::memory_order_release);  // as in execute
     return;
   }
   mcall_rec rec{mcall_rec::exitsyscall};

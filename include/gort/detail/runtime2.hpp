@@ -198,7 +198,7 @@ struct basic_m {
   eh_globals* eh = nullptr;      // this thread's C++ exception state
   std::int64_t id = 0;
   pthread_t thread{};
-  bool thread_started = false;
+  bool thread_started = false;     // guarded by sched.lock
   std::atomic<bool> exited{false};  // its thread has left mstart
   bool spinning_start = false;      // mstartfn = mspinning
   std::uint64_t fastrand = 0;

@@ -127,7 +127,9 @@ std::uint32_t basic_sched<Traits>::retake(std::int64_t now) {
 // reports it once if it has held the P for far longer.
 template <class Traits>
 void basic_sched<Traits>::preemptone(p* pp, std::int64_t ran_ns) {
-  g_base* gp = pp->curg.load(std::memory_order_relaxed);
+  // load-acquire: pairs with the store-release in execute. G structs are
+  // never freed while the runtime lives, so a stale gp is still a G.
+  g_base* gp = pp->curg.load(std::memory_order_acquire);
   if (gp == nullptr) return;
   gp->preempt.store(true, std::memory_order_relaxed);
   const std::int64_t hog_ms = cfg_.hog_report_ms > 0 ? cfg_.hog_report_ms : 1000;
