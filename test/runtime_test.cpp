@@ -166,6 +166,30 @@ TEST_CASE("a G spinning on yield does not starve others", "[runtime]") {
   CHECK(spins >= 0);
 }
 
+TEST_CASE("Gs that yield to each other do not starve the global queue", "[runtime]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  std::atomic<bool> flag{false};
+  std::atomic<bool> started{false};
+  std::thread outsider;
+  rt.run([&] {
+    // Keep every P busy with Gs that only yield; the G that sets the flag
+    // arrives from an outside thread, through the global queue.
+    for (unsigned i = 0; i < procs; ++i)
+      gort::go([&] {
+        while (!flag.load()) gort::yield();
+      });
+    outsider = std::thread([&] {
+      while (!started.load()) std::this_thread::yield();
+      rt.go([&] { flag.store(true); });
+    });
+    started.store(true);
+    while (!flag.load()) gort::yield();
+  });
+  outsider.join();
+  CHECK(flag.load());
+}
+
 TEST_CASE("a G that never yields: other Ps keep running, sysmon flags it", "[runtime]") {
   const unsigned procs = GENERATE(2u, 4u, 8u);
   gort::runtime rt(gort::config{.procs = procs});
@@ -186,6 +210,23 @@ TEST_CASE("a G that never yields: other Ps keep running, sysmon flags it", "[run
   });
   CHECK(ran == 100);
   // The destructor waits for the hog, which exits once sysmon flagged it.
+}
+
+TEST_CASE("a G that hogs its P is reported once on stderr", "[runtime]") {
+  auto r = gort_test::run_in_child([] {
+    gort::runtime rt(gort::config{.procs = 2, .hog_report_ms = 30});
+    rt.run([] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      while (std::chrono::steady_clock::now() < until) {
+      }  // no yield point
+    });
+  });
+  INFO(r.output);
+  CHECK(WIFEXITED(r.status));
+  CHECK_THAT(r.output, Catch::Contains("without reaching a yield point"));
+  // once, not every sysmon round
+  const auto first = r.output.find("without reaching");
+  CHECK(r.output.find("without reaching", first + 1) == std::string::npos);
 }
 
 TEST_CASE("blocking(): other Gs run while one G blocks, even on one P", "[runtime]") {

@@ -165,7 +165,7 @@ inline void* finish_switch(transfer t, context& self) noexcept {
 // exception state (thread_eh_globals(), which a caller on a fixed thread may
 // cache). `last` says `from` will never run again (its ASan fake stack is
 // released).
-template <bool PreserveFP = true>
+template <bool PreserveFP = true, resume_by R = resume_by::jmp>
 inline void* switch_context(context& from, context& to, void* data,
                             eh_globals* eh, bool last = false) noexcept {
   if (from.stk != nullptr) check_stack_on_switch_out(*from.stk);
@@ -184,8 +184,7 @@ inline void* switch_context(context& from, context& to, void* data,
   if (from.stk == nullptr) from.tsan_fiber = __tsan_get_current_fiber();
   __tsan_switch_to_fiber(to.tsan_fiber, 0);
 #endif
-  transfer t = PreserveFP ? jump_fcontext(to.sp, &rec)
-                          : jump_fcontext_nofp(to.sp, &rec);
+  transfer t = jump<PreserveFP, R>(to.sp, &rec);
   return finish_switch(t, from);
 }
 

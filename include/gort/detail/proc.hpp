@@ -200,6 +200,9 @@ class basic_sched final : public sched_base {
   void schedule(m* mp);
   bool run_g(m* mp, g_base* gp, bool inherit_time);
   mcall_rec* execute(m* mp, g_base* gp, bool inherit_time);
+  void prepare_run(m* mp, p* pp, g_base* gp, bool inherit_time);
+  bool gogo_next(g_base* gp, const mcall_rec& rec);
+  void after_switch(g_base* self);
   void dropg(m* mp);
   std::pair<g_base*, bool> findrunnable(m* mp);
   g_base* stealwork(m* mp, p* pp);
@@ -501,6 +504,7 @@ template <class Traits>
 void basic_sched<Traits>::gentry(transfer t) noexcept {
   auto* gp = static_cast<g_base*>(static_cast<switch_record*>(t.data)->data);
   finish_switch(t, gp->ctx);
+  static_cast<basic_sched*>(gp->sched)->after_switch(gp);
   try {
     gp->fn();
   } catch (const std::exception& e) {
@@ -522,6 +526,7 @@ template <class Traits>
 void basic_sched<Traits>::mcall(g_base* gp, mcall_rec& rec, bool last) noexcept {
   m* mp = static_cast<m*>(gp->m);
   switch_context<fp>(gp->ctx, mp->g0, &rec, mp->eh, last);
+  after_switch(gp);  // resumed, maybe by a direct switch from another G
 }
 
 // ---------------------------------------------------------------------------
@@ -668,8 +673,11 @@ void basic_sched<Traits>::schedule(m* mp) {
 template <class Traits>
 bool basic_sched<Traits>::run_g(m* mp, g_base* gp, bool inherit_time) {
   for (;;) {
-    // Copy the request off gp's stack before anything makes gp visible.
+    // Copy the request off the G's stack before anything makes it visible.
     const mcall_rec rec = *execute(mp, gp, inherit_time);
+    // Not necessarily the G we switched to: it may have switched directly
+    // to others (gogo_next); the one that came back is the M's current G.
+    gp = mp->curg;
     switch (rec.kind) {
       case mcall_rec::gosched:
         gosched_m(mp, gp);
@@ -687,6 +695,9 @@ bool basic_sched<Traits>::run_g(m* mp, g_base* gp, bool inherit_time) {
         }
         return true;
       }
+      case mcall_rec::none:
+        GORT_FATAL("run_g: G %llu switched to g0 with no request",
+                   static_cast<unsigned long long>(gp->goid));
       case mcall_rec::exitsyscall:
         if (exitsyscall0(mp, gp)) {
           inherit_time = false;
@@ -697,10 +708,9 @@ bool basic_sched<Traits>::run_g(m* mp, g_base* gp, bool inherit_time) {
   }
 }
 
-// g0. Switches to gp; returns the request gp left when it switched back.
+// Any M with a P: makes gp the M's current G (Go's execute, before gogo).
 template <class Traits>
-mcall_rec* basic_sched<Traits>::execute(m* mp, g_base* gp, bool inherit_time) {
-  p* pp = mp->pp;
+void basic_sched<Traits>::prepare_run(m* mp, p* pp, g_base* gp, bool inherit_time) {
   mp->curg = gp;
   gp->m = mp;
   casgstatus(gp, gstatus::runnable, gstatus::running);
@@ -717,9 +727,72 @@ mcall_rec* basic_sched<Traits>::execute(m* mp, g_base* gp, bool inherit_time) {
     gp->ctx.make(&gp->si, &gentry);
   }
   set_current_g(gp);
+}
+
+// g0. Switches to gp; returns the request gp left when it switched back.
+template <class Traits>
+mcall_rec* basic_sched<Traits>::execute(m* mp, g_base* gp, bool inherit_time) {
+  prepare_run(mp, mp->pp, gp, inherit_time);
   void* r = switch_context<fp>(mp->g0, gp->ctx, gp, mp->eh);
   set_current_g(nullptr);
   return static_cast<mcall_rec*>(r);
+}
+
+// G. The fast path of gosched and gopark: when the local queue has a G to
+// run, switch to it directly instead of through g0 (one switch instead of
+// two; Boost.Context's ontop idea). What must happen to gp (requeue it, or
+// mark it waiting and run its unlockf) is left in mp->pending and done by
+// the G we switch to, once gp's registers are saved. Returns false, having
+// done nothing, when the slow path through g0 is needed.
+template <class Traits>
+bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec) {
+  m* mp = static_cast<m*>(gp->m);
+  p* pp = mp->pp;
+  if (mp->lockedg != nullptr) return false;  // schedule() must stoplockedm
+  // findrunnable's fairness rule: now and then the global queue goes first,
+  // or Gs that keep yielding to each other would starve it.
+  if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
+      runqsize_.load(std::memory_order_relaxed) != 0)
+    return false;
+  auto [next, inherit] = runqget(pp);
+  if (next == nullptr) return false;  // findrunnable's job
+  if (next->lockedm != nullptr) {    // must run on its own M: slow path
+    runqput(pp, next, true);
+    return false;
+  }
+  mp->pending = rec;
+  mp->pending_g = gp;
+  prepare_run(mp, pp, next, inherit);
+  // G to G: both sides parked here or in mcall; `ret` keeps the return
+  // predictions of the whole chain back into user code (fcontext.hpp).
+  switch_context<fp, resume_by::ret>(gp->ctx, next->ctx, next, mp->eh);
+  after_switch(gp);
+  return true;
+}
+
+// G, first thing after every resume: acts on what a direct switch left for
+// the G it switched away from (see gogo_next).
+template <class Traits>
+void basic_sched<Traits>::after_switch(g_base* self) {
+  m* mp = static_cast<m*>(self->m);
+  if (GORT_LIKELY(mp->pending.kind == mcall_rec::none)) return;
+  const mcall_rec rec = std::exchange(mp->pending, mcall_rec{mcall_rec::none});
+  g_base* prev = std::exchange(mp->pending_g, nullptr);
+  prev->m = nullptr;
+  if (rec.kind == mcall_rec::gosched) {
+    casgstatus(prev, gstatus::running, gstatus::runnable);
+    prev->preempt.store(false, std::memory_order_relaxed);
+    runqput(mp->pp, prev, false);
+    return;
+  }
+  GORT_ASSERT(rec.kind == mcall_rec::park, "after_switch: unexpected request");
+  casgstatus(prev, gstatus::running, gstatus::waiting);
+  if (rec.unlockf != nullptr && !rec.unlockf(prev, rec.arg)) {
+    // The park was refused: prev runs next (Go resumes it at once).
+    casgstatus(prev, gstatus::waiting, gstatus::runnable);
+    prev->waitreason = "";
+    runqput(mp->pp, prev, true);
+  }
 }
 
 // g0. Dissociates the current G from the M.
@@ -1097,7 +1170,7 @@ void basic_sched<Traits>::gopark(bool (*unlockf)(g_base*, void*), void* arg,
   GORT_ASSERT(gp != nullptr && gp->sched == this, "gopark: not on a G of this runtime");
   gp->waitreason = reason;
   mcall_rec rec{mcall_rec::park, unlockf, arg};
-  mcall(gp, rec);
+  if (!gogo_next(gp, rec)) mcall(gp, rec);
 }
 
 // g0. Returns false if unlockf refused the park (the G must run again).
@@ -1136,7 +1209,7 @@ void basic_sched<Traits>::gosched() {
   g_base* gp = current_g();
   GORT_ASSERT(gp != nullptr && gp->sched == this, "gosched: not on a G of this runtime");
   mcall_rec rec{mcall_rec::gosched};
-  mcall(gp, rec);
+  if (!gogo_next(gp, rec)) mcall(gp, rec);
 }
 
 template <class Traits>

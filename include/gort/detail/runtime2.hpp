@@ -53,7 +53,7 @@ struct g_base;
 // Lives on the G's stack: g0 copies what it needs before making the G
 // visible to anybody else.
 struct mcall_rec {
-  enum kind_t : std::uint8_t { park, gosched, goexit, exitsyscall } kind;
+  enum kind_t : std::uint8_t { none, park, gosched, goexit, exitsyscall } kind;
   bool (*unlockf)(g_base*, void*) = nullptr;  // park: runs on g0 after the switch
   void* arg = nullptr;
 };
@@ -201,6 +201,11 @@ struct basic_m {
 
   basic_sched<Traits>* owner = nullptr;
   context g0;             // the thread's own stack; schedule() runs here
+  // A direct G-to-G switch (gogo_next) leaves here what the resumed side
+  // must do for the G that switched out: it may be published (queued,
+  // handed to its waker) only once its registers are saved.
+  mcall_rec pending{mcall_rec::none};
+  g_base* pending_g = nullptr;
   g_base* curg = nullptr; // the G it runs, or null on g0
   p* pp = nullptr;        // the attached P (owner)
   p* nextp = nullptr;     // the P handed to it before a wakeup (invariant 8)

@@ -38,10 +38,19 @@
 //     another thread sees that thread's thread_locals; see docs/limitations.
 //   - the red zone: never live across a call.
 //
-// Why `popq; jmp *%r8` and not `ret`: after a stack swap the return address
-// popped by `ret` never matches the return-stack predictor, so every switch
-// pays a full mispredict (measured ~9-10 ns against ~2.9 ns for an indirect
-// jmp, which the indirect predictor learns).
+// Two ways to resume: after the stack swap, the resume address can be
+// reached with an indirect `jmp` or with `ret`. The CPU predicts `ret` from
+// its return-stack buffer, whose top is the return address pushed by *this*
+// side's call into the switch; it is right only when the other side
+// suspended at the same call site. An indirect `jmp` is predicted from its
+// history instead, but leaves this side's entry on the return-stack buffer,
+// so every return after it is predicted one frame off.
+//   - asymmetric switches (a caller and its coroutine; g0 and a G): `jmp`.
+//     Measured: ~2.2 ns per switch in a ping-pong, against ~9-10 ns for `ret`.
+//   - symmetric switches (G to G, both parked in the same scheduler
+//     function): `ret`. Measured on a yield ping-pong: 16 ns per yield
+//     against 33 ns with `jmp`, because the whole chain of returns back into
+//     user code is then predicted.
 //
 // Why the FP control words are compared before being loaded: ldmxcsr and
 // fldcw serialise and cost a few ns each, while a context almost always
@@ -93,77 +102,92 @@ struct gort_v0_transfer {
   void* data;
 };
 
+// The pieces of the switch, shared by its four flavours (FP control words
+// kept or not; resume by `jmp` or by `ret`, see "Two ways to resume" above).
+#define GORT_FCTX_SAVE_GPRS                                                  \
+  "movq %r12, " GORT_FCTX_OFF(R12) "(%rsp)\n\t" /* callee-saved GPRs */      \
+  "movq %r13, " GORT_FCTX_OFF(R13) "(%rsp)\n\t"                              \
+  "movq %r14, " GORT_FCTX_OFF(R14) "(%rsp)\n\t"                              \
+  "movq %r15, " GORT_FCTX_OFF(R15) "(%rsp)\n\t"                              \
+  "movq %rbx, " GORT_FCTX_OFF(RBX) "(%rsp)\n\t"                              \
+  "movq %rbp, " GORT_FCTX_OFF(RBP) "(%rsp)\n\t"
+#define GORT_FCTX_RESTORE_GPRS                                               \
+  "movq " GORT_FCTX_OFF(R12) "(%rsp), %r12\n\t"                              \
+  "movq " GORT_FCTX_OFF(R13) "(%rsp), %r13\n\t"                              \
+  "movq " GORT_FCTX_OFF(R14) "(%rsp), %r14\n\t"                              \
+  "movq " GORT_FCTX_OFF(R15) "(%rsp), %r15\n\t"                              \
+  "movq " GORT_FCTX_OFF(RBX) "(%rsp), %rbx\n\t"                              \
+  "movq " GORT_FCTX_OFF(RBP) "(%rsp), %rbp\n\t"
+// Entry: the frame goes below the return address the call pushed.
+#define GORT_FCTX_OPEN_FRAME "leaq -" GORT_FCTX_OFF(RIP) "(%rsp), %rsp\n\t"
+#define GORT_FCTX_SAVE_FP                                                    \
+  "stmxcsr " GORT_FCTX_OFF(FPCW) "(%rsp)\n\t" /* MXCSR */                    \
+  "fnstcw " GORT_FCTX_OFF(X87) "(%rsp)\n\t"   /* x87 control word */
+// rax = the frame just saved (transfer.fctx); then the stack swap.
+#define GORT_FCTX_SWAP "movq %rsp, %rax\n\t" "movq %rdi, %rsp\n\t"
+// Load the incoming FP control words only if their control bits differ
+// from the outgoing ones (label 2 is the slow path, 1 the way back).
+#define GORT_FCTX_CHECK_FP                                                   \
+  "movl " GORT_FCTX_OFF(FPCW) "(%rsp), %ecx\n\t"  /* incoming MXCSR */       \
+  "xorl " GORT_FCTX_OFF(FPCW) "(%rax), %ecx\n\t"  /* vs outgoing... */       \
+  "testl $0xffc0, %ecx\n\t"                       /* ...control bits */      \
+  "jnz 2f\n\t"                                                               \
+  "movzwl " GORT_FCTX_OFF(X87) "(%rsp), %ecx\n\t" /* incoming x87 cw */      \
+  "cmpw " GORT_FCTX_OFF(X87) "(%rax), %cx\n\t"                               \
+  "jne 2f\n"                                                                 \
+  "1:\n\t"
+#define GORT_FCTX_FP_SLOW_PATH                                               \
+  "2:\n\t"                                                                  \
+  "ldmxcsr " GORT_FCTX_OFF(FPCW) "(%rsp)\n\t"                                \
+  "fldcw " GORT_FCTX_OFF(X87) "(%rsp)\n\t"                                   \
+  "jmp 1b\n\t"
+// transfer.data in rdx (returned in rax:rdx) and, for a fresh context's
+// entry, the transfer in rdi:rsi.
+#define GORT_FCTX_RESULT "movq %rsi, %rdx\n\t" "movq %rax, %rdi\n\t"
+#define GORT_FCTX_RESUME_JMP                                                 \
+  "movq " GORT_FCTX_OFF(RIP) "(%rsp), %r8\n\t" /* resume address */          \
+  "leaq " GORT_FCTX_OFF(SIZE) "(%rsp), %rsp\n\t" /* pop the frame */         \
+  GORT_FCTX_RESULT "jmp *%r8\n\t"
+#define GORT_FCTX_RESUME_RET                                                 \
+  "leaq " GORT_FCTX_OFF(RIP) "(%rsp), %rsp\n\t" /* pop all but rip */        \
+  GORT_FCTX_RESULT "ret\n\t"
+
 // jump_fcontext(to, data) -> {from, data}.
 // Saves the callee-saved registers, the MXCSR and the x87 control word on
 // the current stack, switches to `to`, and resumes it with {from, data}
 // (returned from its own jump_fcontext call, or passed as the argument of a
-// fresh context's entry function). Never call with to == the current context.
+// fresh context's entry function). Resumes with an indirect jmp. Never call
+// with to == the current context.
 [[gnu::naked]] inline gort_v0_transfer gort_v0_jump_fcontext(
     void* /*to*/, void* /*data*/) noexcept {
-  __asm__(
-      "leaq -" GORT_FCTX_OFF(RIP) "(%rsp), %rsp\n\t"  // frame below the return address
-      "stmxcsr " GORT_FCTX_OFF(FPCW) "(%rsp)\n\t"     // save MXCSR
-      "fnstcw " GORT_FCTX_OFF(X87) "(%rsp)\n\t"       // save the x87 control word
-      "movq %r12, " GORT_FCTX_OFF(R12) "(%rsp)\n\t"   // save callee-saved GPRs
-      "movq %r13, " GORT_FCTX_OFF(R13) "(%rsp)\n\t"
-      "movq %r14, " GORT_FCTX_OFF(R14) "(%rsp)\n\t"
-      "movq %r15, " GORT_FCTX_OFF(R15) "(%rsp)\n\t"
-      "movq %rbx, " GORT_FCTX_OFF(RBX) "(%rsp)\n\t"
-      "movq %rbp, " GORT_FCTX_OFF(RBP) "(%rsp)\n\t"
-      "movq %rsp, %rax\n\t"                           // transfer.fctx = the frame just saved
-      "movq %rdi, %rsp\n\t"                           // ---- switch stacks ----
-      "movl " GORT_FCTX_OFF(FPCW) "(%rsp), %ecx\n\t"  // incoming MXCSR
-      "xorl " GORT_FCTX_OFF(FPCW) "(%rax), %ecx\n\t"  // differs from outgoing...
-      "testl $0xffc0, %ecx\n\t"                       // ...in the control bits?
-      "jnz 2f\n\t"
-      "movzwl " GORT_FCTX_OFF(X87) "(%rsp), %ecx\n\t" // incoming x87 control word
-      "cmpw " GORT_FCTX_OFF(X87) "(%rax), %cx\n\t"    // differs from outgoing?
-      "jne 2f\n"
-      "1:\n\t"
-      "movq " GORT_FCTX_OFF(R12) "(%rsp), %r12\n\t"   // restore callee-saved GPRs
-      "movq " GORT_FCTX_OFF(R13) "(%rsp), %r13\n\t"
-      "movq " GORT_FCTX_OFF(R14) "(%rsp), %r14\n\t"
-      "movq " GORT_FCTX_OFF(R15) "(%rsp), %r15\n\t"
-      "movq " GORT_FCTX_OFF(RBX) "(%rsp), %rbx\n\t"
-      "movq " GORT_FCTX_OFF(RBP) "(%rsp), %rbp\n\t"
-      "movq " GORT_FCTX_OFF(RIP) "(%rsp), %r8\n\t"    // resume address
-      "leaq " GORT_FCTX_OFF(SIZE) "(%rsp), %rsp\n\t"  // pop the frame
-      "movq %rsi, %rdx\n\t"                           // transfer.data (returned in rax:rdx)
-      "movq %rax, %rdi\n\t"                           // and as a fresh entry's argument (rdi:rsi)
-      "jmp *%r8\n"                                    // resume; no `ret` (see above)
-      "2:\n\t"
-      "ldmxcsr " GORT_FCTX_OFF(FPCW) "(%rsp)\n\t"     // slow path: load the incoming
-      "fldcw " GORT_FCTX_OFF(X87) "(%rsp)\n\t"        // FP control state
-      "jmp 1b\n\t");
+  __asm__(GORT_FCTX_OPEN_FRAME GORT_FCTX_SAVE_FP GORT_FCTX_SAVE_GPRS GORT_FCTX_SWAP
+              GORT_FCTX_CHECK_FP GORT_FCTX_RESTORE_GPRS GORT_FCTX_RESUME_JMP
+                  GORT_FCTX_FP_SLOW_PATH);
+}
+
+// The same, resuming with `ret`: for switches between two contexts that
+// suspended at the same call site (G to G in the scheduler).
+[[gnu::naked]] inline gort_v0_transfer gort_v0_jump_fcontext_ret(
+    void* /*to*/, void* /*data*/) noexcept {
+  __asm__(GORT_FCTX_OPEN_FRAME GORT_FCTX_SAVE_FP GORT_FCTX_SAVE_GPRS GORT_FCTX_SWAP
+              GORT_FCTX_CHECK_FP GORT_FCTX_RESTORE_GPRS GORT_FCTX_RESUME_RET
+                  GORT_FCTX_FP_SLOW_PATH);
 }
 
 // jump_fcontext_nofp(to, data): jump_fcontext without the FP control words
 // (Go's behaviour: they belong to the thread). The frame keeps its FP slot
-// so make_fcontext serves both; a context must be resumed by one flavour
+// so make_fcontext serves both; a context must be resumed by one FP flavour
 // only, or the stale slot would be loaded.
 [[gnu::naked]] inline gort_v0_transfer gort_v0_jump_fcontext_nofp(
     void* /*to*/, void* /*data*/) noexcept {
-  __asm__(
-      "leaq -" GORT_FCTX_OFF(RIP) "(%rsp), %rsp\n\t"  // frame below the return address
-      "movq %r12, " GORT_FCTX_OFF(R12) "(%rsp)\n\t"   // save callee-saved GPRs
-      "movq %r13, " GORT_FCTX_OFF(R13) "(%rsp)\n\t"
-      "movq %r14, " GORT_FCTX_OFF(R14) "(%rsp)\n\t"
-      "movq %r15, " GORT_FCTX_OFF(R15) "(%rsp)\n\t"
-      "movq %rbx, " GORT_FCTX_OFF(RBX) "(%rsp)\n\t"
-      "movq %rbp, " GORT_FCTX_OFF(RBP) "(%rsp)\n\t"
-      "movq %rsp, %rax\n\t"                           // transfer.fctx = the frame just saved
-      "movq %rdi, %rsp\n\t"                           // ---- switch stacks ----
-      "movq " GORT_FCTX_OFF(R12) "(%rsp), %r12\n\t"   // restore callee-saved GPRs
-      "movq " GORT_FCTX_OFF(R13) "(%rsp), %r13\n\t"
-      "movq " GORT_FCTX_OFF(R14) "(%rsp), %r14\n\t"
-      "movq " GORT_FCTX_OFF(R15) "(%rsp), %r15\n\t"
-      "movq " GORT_FCTX_OFF(RBX) "(%rsp), %rbx\n\t"
-      "movq " GORT_FCTX_OFF(RBP) "(%rsp), %rbp\n\t"
-      "movq " GORT_FCTX_OFF(RIP) "(%rsp), %r8\n\t"    // resume address
-      "leaq " GORT_FCTX_OFF(SIZE) "(%rsp), %rsp\n\t"  // pop the frame
-      "movq %rsi, %rdx\n\t"                           // transfer.data
-      "movq %rax, %rdi\n\t"                           // fresh entry's first argument
-      "jmp *%r8\n\t");                                // resume
+  __asm__(GORT_FCTX_OPEN_FRAME GORT_FCTX_SAVE_GPRS GORT_FCTX_SWAP GORT_FCTX_RESTORE_GPRS
+              GORT_FCTX_RESUME_JMP);
+}
+
+[[gnu::naked]] inline gort_v0_transfer gort_v0_jump_fcontext_nofp_ret(
+    void* /*to*/, void* /*data*/) noexcept {
+  __asm__(GORT_FCTX_OPEN_FRAME GORT_FCTX_SAVE_GPRS GORT_FCTX_SWAP GORT_FCTX_RESTORE_GPRS
+              GORT_FCTX_RESUME_RET);
 }
 
 // The first resume address of every context made by make_fcontext. Entered
@@ -234,6 +258,18 @@ inline transfer jump_fcontext(void* to, void* data) noexcept {
 }
 inline transfer jump_fcontext_nofp(void* to, void* data) noexcept {
   return gort_v0_jump_fcontext_nofp(to, data);
+}
+
+// How a switch resumes the other side (see "Two ways to resume").
+enum class resume_by { jmp, ret };
+
+// The flavour chosen at compile time.
+template <bool PreserveFP, resume_by R>
+inline transfer jump(void* to, void* data) noexcept {
+  if constexpr (PreserveFP && R == resume_by::jmp) return gort_v0_jump_fcontext(to, data);
+  else if constexpr (PreserveFP) return gort_v0_jump_fcontext_ret(to, data);
+  else if constexpr (R == resume_by::jmp) return gort_v0_jump_fcontext_nofp(to, data);
+  else return gort_v0_jump_fcontext_nofp_ret(to, data);
 }
 
 }  // namespace detail
