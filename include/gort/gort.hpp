@@ -3,6 +3,7 @@
 #pragma once
 
 #include "detail/config.hpp"  // GORT_VERSION_* macros
+#include "chan.hpp"
 #include "go.hpp"
 #include "runtime.hpp"
 #include "stack.hpp"
