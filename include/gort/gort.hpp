@@ -5,6 +5,7 @@
 #include "detail/config.hpp"  // GORT_VERSION_* macros
 #include "chan.hpp"
 #include "go.hpp"
+#include "time.hpp"
 #include "runtime.hpp"
 #include "stack.hpp"
 #include "traits.hpp"

@@ -157,13 +157,15 @@ class basic_sched final : public sched_base {
 
   // ---- sched_base ----
   void gopark(bool (*unlockf)(g_base*, void*), void* arg, const char* reason) override;
-  void goready(g_base* gp) override;
+  void goready(g_base* gp, bool next = true) override;
   void gosched() override;
   std::uint64_t spawn_task(task&& f) override { return newproc(std::move(f)); }
   void entersyscall() override;
   void exitsyscall() override;
   void lock_os_thread() override;
   void unlock_os_thread() override;
+  void add_timer(timer_node* t) override;
+  bool del_timer(timer_node* t) override;
 
   // ---- for basic_runtime ----
   // Any non-G thread: blocks until no G of this runtime is left.
@@ -231,6 +233,13 @@ class basic_sched final : public sched_base {
   void gosched_m(m* mp, g_base* gp);
   void goexit0(m* mp, g_base* gp);
 
+  // ---- timers ----
+  void run_timers(std::int64_t now, std::size_t budget = static_cast<std::size_t>(-1));
+  void check_timers(p* pp);
+  bool become_timer_sleeper(m* mp);
+  void timer_sleep(m* mp);
+  void wake_timer_sleeper();  // lock
+
   // ---- sysmon, checkdead (sysmon.hpp) ----
   static void* sysmon_main(void* arg);
   void sysmon();
@@ -275,6 +284,13 @@ class basic_sched final : public sched_base {
   std::atomic<std::uint64_t> handoffs_{0};
   std::mutex gzero_mu_;
   std::condition_variable gzero_cv_;
+
+  std::mutex timers_mu_;
+  timer_heap timers_;                          // timers_mu_
+  std::atomic<std::int64_t> ntimers_{0};       // written under timers_mu_
+  std::atomic<std::int64_t> timer_earliest_{INT64_MAX};  // timers_mu_
+  m* timer_sleeper_ = nullptr;                 // lock: the M sleeping until a timer
+  bool sleeper_woken_ = false;                 // lock
 
   pthread_t sysmon_thread_{};
   note sysmonnote_;
@@ -325,6 +341,7 @@ basic_sched<Traits>::~basic_sched() {
       mp->nextp = nullptr;
       mp->park.wakeup();
     }
+    wake_timer_sleeper();
   }
   sysmon_stop_.store(true, std::memory_order_release);
   {
@@ -752,8 +769,9 @@ bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec) {
   // findrunnable's fairness rule: now and then the global queue goes first,
   // or Gs that keep yielding to each other would starve it.
   if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
-      runqsize_.load(std::memory_order_relaxed) != 0)
-    return false;
+      (runqsize_.load(std::memory_order_relaxed) != 0 ||
+       ntimers_.load(std::memory_order_relaxed) != 0))
+    return false;  // findrunnable also runs expired timers
   auto [next, inherit] = runqget(pp);
   if (next == nullptr) return false;  // findrunnable's job
   if (next->lockedm != nullptr) {    // must run on its own M: slow path
@@ -809,6 +827,7 @@ template <class Traits>
 std::pair<g_base*, bool> basic_sched<Traits>::findrunnable(m* mp) {
 top:
   p* pp = mp->pp;
+  check_timers(pp);  // expired timers ready their Gs onto this P
   // Fairness: now and then the global queue first, so that two Gs that
   // keep readying each other cannot starve it.
   if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
@@ -862,8 +881,27 @@ top:
       }
     }
   }
-  if (!stopm(mp)) return {nullptr, false};
-  goto top;
+  // Idle. If timers are pending, one M (Go's netpoller M) sleeps until the
+  // earliest; an earlier timer added meanwhile wakes it.
+  for (;;) {
+    if (ntimers_.load(std::memory_order_acquire) != 0 && become_timer_sleeper(mp)) {
+      timer_sleep(mp);
+      p* pp2 = nullptr;
+      {
+        std::lock_guard<std::mutex> lk(lock_);
+        if (shutdown_) return {nullptr, false};
+        pp2 = pidleget();
+      }
+      if (pp2 != nullptr) {
+        acquirep(mp, pp2);
+        goto top;  // which runs the expired timers
+      }
+      run_timers(nanotime());  // every P busy: their Ms find what we ready
+      continue;
+    }
+    if (!stopm(mp)) return {nullptr, false};
+    goto top;
+  }
 }
 
 // g0, spinning, with a P: Go's stealWork, 4 rounds over all Ps in a random
@@ -1109,6 +1147,7 @@ void* basic_sched<Traits>::mstart(void* arg) {
   auto* mp = static_cast<m*>(arg);
   thread_altstack::ensure();
   mp->eh = thread_eh_globals();
+  tls_m = mp;
   mp->spinning = mp->spinning_start;
   basic_sched* s = mp->owner;
   s->acquirep(mp, std::exchange(mp->nextp, nullptr));
@@ -1189,13 +1228,18 @@ bool basic_sched<Traits>::park_m(m* mp, g_base* gp, const mcall_rec& rec) {
 // Any thread. Go's goready: runnable in runnext of the current P (it runs
 // next, inheriting the time slice), or injected when there is no P here.
 template <class Traits>
-void basic_sched<Traits>::goready(g_base* gp) {
+void basic_sched<Traits>::goready(g_base* gp, bool next) {
   casgstatus(gp, gstatus::waiting, gstatus::runnable);
   g_base* cur = current_g();
-  if (cur != nullptr && cur->sched == this && cur->status() == gstatus::running) {
-    m* mp = static_cast<m*>(cur->m);
+  m* mp = nullptr;
+  if (cur != nullptr) {
+    if (cur->sched == this && cur->status() == gstatus::running) mp = static_cast<m*>(cur->m);
+  } else if (auto* m0 = static_cast<m*>(tls_m); m0 != nullptr && m0->owner == this) {
+    mp = m0;  // on g0 (timers, unlockf): the M's own P, if it has one
+  }
+  if (mp != nullptr) {
     if (p* pp = mp->pp) {
-      runqput(pp, gp, true);
+      runqput(pp, gp, next);
       wakep();
       return;
     }
@@ -1322,6 +1366,106 @@ bool basic_sched<Traits>::exitsyscall0(m* mp, g_base* gp) {
   if (mp->lockedg != nullptr) return false;  // schedule(): stoplockedm
   stopm(mp);  // gp is queued globally; a busy P finds it
   return false;
+}
+
+// ---------------------------------------------------------------------------
+// Timers
+
+template <class Traits>
+void basic_sched<Traits>::add_timer(timer_node* t) {
+  bool earliest;
+  {
+    std::lock_guard<std::mutex> lk(timers_mu_);
+    timers_.push(t);
+    earliest = timers_.top() == t;
+    ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
+    timer_earliest_.store(timers_.top()->when, std::memory_order_release);
+  }
+  if (!earliest) return;
+  bool need_m = false;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (timer_sleeper_ != nullptr) wake_timer_sleeper();
+    // Nobody runs and nobody sleeps on the timers (they were added from
+    // outside, or every M went idle before): start an M to watch them.
+    else need_m = npidle_.load(std::memory_order_relaxed) == static_cast<int>(procs_);
+  }
+  if (need_m) startm(nullptr, false);
+}
+
+template <class Traits>
+bool basic_sched<Traits>::del_timer(timer_node* t) {
+  std::lock_guard<std::mutex> lk(timers_mu_);
+  if (!timers_.remove(t)) return false;
+  ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
+  timer_earliest_.store(timers_.empty() ? INT64_MAX : timers_.top()->when,
+                        std::memory_order_release);
+  return true;
+}
+
+// Any M: runs the timers due by now (at most `budget`), each without the
+// heap lock.
+template <class Traits>
+void basic_sched<Traits>::run_timers(std::int64_t now, std::size_t budget) {
+  for (; budget != 0; --budget) {
+    timer_node* t;
+    {
+      std::lock_guard<std::mutex> lk(timers_mu_);
+      t = timers_.top();
+      if (t == nullptr || t->when > now) return;
+      timers_.pop();
+      ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
+      timer_earliest_.store(timers_.empty() ? INT64_MAX : timers_.top()->when,
+                            std::memory_order_release);
+    }
+    t->fn(t);  // may ready Gs; t may be gone once it returns
+  }
+}
+
+// g0 with a P. A timer fn usually readies a G onto this P's queue: fire at
+// most as many as the queue has room for, so that a burst never overflows
+// it (which would move the older half to the global queue and run those
+// Gs after younger ones); the rest fire at the next check, in order.
+template <class Traits>
+void basic_sched<Traits>::check_timers(p* pp) {
+  if (ntimers_.load(std::memory_order_relaxed) == 0) return;
+  const std::int64_t now = nanotime();
+  if (timer_earliest_.load(std::memory_order_acquire) > now) return;
+  const std::uint32_t used = pp->runq.size() + 1;  // + runnext
+  if (used < Traits::run_queue_capacity) run_timers(now, Traits::run_queue_capacity - used);
+}
+
+template <class Traits>
+bool basic_sched<Traits>::become_timer_sleeper(m* mp) {
+  std::lock_guard<std::mutex> lk(lock_);
+  if (shutdown_ || timer_sleeper_ != nullptr) return false;
+  timer_sleeper_ = mp;
+  sleeper_woken_ = false;
+  return true;
+}
+
+// Sleeps until the earliest timer, or until wake_timer_sleeper.
+template <class Traits>
+void basic_sched<Traits>::timer_sleep(m* mp) {
+  const std::int64_t when = timer_earliest_.load(std::memory_order_acquire);
+  const std::int64_t now = nanotime();
+  // INT64_MAX: the timers were stopped meanwhile; do not sleep (an M
+  // sleeping here would hide a deadlock from checkdead).
+  if (when != INT64_MAX && when > now) mp->park.sleep_for(when - now);
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    timer_sleeper_ = nullptr;  // no wakeup can come after this
+  }
+  mp->park.clear();  // invariant 8: only the sleeper clears
+}
+
+// lock. An earlier timer, or shutdown: the sleeper must look again.
+template <class Traits>
+void basic_sched<Traits>::wake_timer_sleeper() {
+  if (timer_sleeper_ != nullptr && !sleeper_woken_) {
+    sleeper_woken_ = true;
+    timer_sleeper_->park.wakeup();
+  }
 }
 
 // ---------------------------------------------------------------------------

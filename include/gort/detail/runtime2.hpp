@@ -16,6 +16,7 @@
 #include "note.hpp"
 #include "runq.hpp"
 #include "task.hpp"
+#include "timers.hpp"
 
 GORT_BEGIN_NAMESPACE
 namespace detail {
@@ -87,6 +88,8 @@ struct g_base {
 // Out of line, and read fresh after every park: a G may resume on another
 // thread, whose TLS is elsewhere.
 inline thread_local g_base* tls_g = nullptr;
+// The M whose thread this is (set once in mstart; g0 code never migrates).
+inline thread_local void* tls_m = nullptr;
 [[gnu::noinline]] inline g_base* current_g() noexcept {
   __asm__ volatile("" ::: "memory");
   return tls_g;
@@ -129,8 +132,10 @@ class sched_base {
   // see the G before it is parked (its registers are saved first).
   virtual void gopark(bool (*unlockf)(g_base*, void*), void* arg,
                       const char* reason) = 0;
-  // Any thread: make a waiting G runnable.
-  virtual void goready(g_base* gp) = 0;
+  // Any thread: make a waiting G runnable. next: it runs next on this P
+  // (runnext, the waker's time slice), else it queues at the tail (timers
+  // use that, so that Gs woken together run in firing order).
+  virtual void goready(g_base* gp, bool next = true) = 0;
   // Current G only: yield its P (runtime.Gosched).
   virtual void gosched() = 0;
   // Any G of this runtime: start a G running f.
@@ -140,6 +145,11 @@ class sched_base {
   virtual void exitsyscall() = 0;
   virtual void lock_os_thread() = 0;
   virtual void unlock_os_thread() = 0;
+  // Any thread: start a timer (t->when, t->fn set; t not pending).
+  virtual void add_timer(timer_node* t) = 0;
+  // Any thread: stop t if pending; returns whether it was (false: it has
+  // fired or is firing, and its fn runs or ran).
+  virtual bool del_timer(timer_node* t) = 0;
   virtual ~sched_base() = default;
 };
 

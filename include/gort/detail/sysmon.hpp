@@ -152,6 +152,7 @@ void basic_sched<Traits>::checkdead() {
                mcount_, nmidle_, nmidlelocked_);
   if (gcount_.load(std::memory_order_acquire) == 0) return;
   if (runqsize_.load(std::memory_order_relaxed) != 0) return;  // being injected
+  if (ntimers_.load(std::memory_order_acquire) != 0) return;   // a timer may wake one
   std::string report;
   int waiting = 0;
   {

@@ -1,0 +1,246 @@
+// gort/time.hpp: sleeping, timeouts, timers and tickers.
+//
+//   gort::sleep_for(10ms);                  // parks the G, not the M
+//   auto t = gort::after(50ms);             // a channel that receives once
+//   gort::timer tm(1s);  tm.stop();  tm.reset(2s);
+//   gort::ticker tk(100ms); tk.c().recv();
+//
+// Time is std::chrono::steady_clock. Timers live in the runtime of the G
+// that makes them; outside a G, sleep_for blocks the thread and after /
+// timer / ticker throw std::logic_error (they need a runtime to fire them).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <thread>
+
+#include "chan.hpp"
+#include "detail/config.hpp"
+#include "detail/note.hpp"
+#include "detail/runtime2.hpp"
+#include "detail/timers.hpp"
+#include "detail/waitq.hpp"
+
+GORT_BEGIN_NAMESPACE
+
+using clock = std::chrono::steady_clock;
+
+namespace detail {
+
+inline std::int64_t to_nanotime(clock::time_point tp) noexcept {
+  // steady_clock is CLOCK_MONOTONIC on Linux, as nanotime().
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
+}
+inline clock::time_point from_nanotime(std::int64_t ns) noexcept {
+  return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+inline sched_base* require_runtime(const char* what) {
+  g_base* gp = current_g();
+  if (gp == nullptr)
+    throw std::logic_error(std::string("gort: ") + what +
+                           " needs a runtime: call it from inside a G");
+  return gp->sched;
+}
+
+// A G sleeping on a timer. Lives on the G's stack: whoever touches it on
+// another thread (the park's unlockf, a stop callback) does so under `mu`,
+// and the G takes `mu` once after waking, so it cannot return (and destroy
+// this) while they still touch it. The timer's own fn reads `g` and touches
+// nothing after goready.
+struct sleep_timer : timer_node {
+  g_base* g = nullptr;
+  spinlock mu;
+  bool armed = false;       // mu: the timer was added
+  bool stop_seen = false;   // mu: a stop request came
+  bool canceled = false;    // mu: the stop request woke the G
+};
+
+inline void sleep_timer_fire(timer_node* t) {
+  g_base* gp = static_cast<sleep_timer*>(t)->g;
+  gp->sched->goready(gp, false);  // tail: Gs woken together keep firing order
+}
+
+// unlockf of a sleep: the timer starts only once the G is parked, so it can
+// never fire for a G that is still running.
+inline bool sleep_timer_arm(g_base* gp, void* arg) {
+  auto* st = static_cast<sleep_timer*>(arg);
+  std::lock_guard<spinlock> lk(st->mu);
+  if (st->stop_seen) {
+    st->canceled = true;
+    return false;  // a stop came before the park completed: do not sleep
+  }
+  gp->sched->add_timer(st);
+  st->armed = true;
+  return true;
+}
+
+// Returns false if a stop request cut the sleep short.
+inline bool sleep_until_ns(std::int64_t when, std::stop_token* token) {
+  g_base* gp = current_g();
+  sleep_timer st;
+  st.when = when;
+  st.fn = &sleep_timer_fire;
+  st.g = gp;
+  auto on_stop = [&st] {
+    g_base* g = nullptr;
+    {
+      std::lock_guard<spinlock> lk(st.mu);
+      st.stop_seen = true;
+      if (st.armed && st.g->sched->del_timer(&st)) {
+        st.canceled = true;
+        g = st.g;
+      }
+    }
+    if (g != nullptr) g->sched->goready(g);
+  };
+  std::optional<std::stop_callback<decltype(on_stop)>> cb;
+  if (token != nullptr) {
+    if (token->stop_requested()) return false;
+    cb.emplace(*token, on_stop);
+  }
+  gp->sched->gopark(&sleep_timer_arm, &st, "sleep");
+  std::lock_guard<spinlock> lk(st.mu);  // wait out anyone still touching st
+  return !st.canceled;
+}
+
+}  // namespace detail
+
+// Parks the current G until tp (blocks the thread outside a G). A deadline
+// in the past still yields once.
+inline void sleep_until(clock::time_point tp) {
+  if (detail::current_g() == nullptr) {
+    std::this_thread::sleep_until(tp);
+    return;
+  }
+  detail::sleep_until_ns(detail::to_nanotime(tp), nullptr);
+}
+template <class Rep, class Period>
+void sleep_for(std::chrono::duration<Rep, Period> d) {
+  sleep_until(clock::now() + std::chrono::duration_cast<clock::duration>(d));
+}
+
+// The same, cut short by a stop request: returns false if it was.
+inline bool sleep_until(clock::time_point tp, std::stop_token token) {
+  if (detail::current_g() == nullptr) {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    std::unique_lock<std::mutex> lk(mu);
+    return !cv.wait_until(lk, token, tp, [] { return false; }) && !token.stop_requested();
+  }
+  return detail::sleep_until_ns(detail::to_nanotime(tp), &token);
+}
+template <class Rep, class Period>
+bool sleep_for(std::chrono::duration<Rep, Period> d, std::stop_token token) {
+  return sleep_until(clock::now() + std::chrono::duration_cast<clock::duration>(d),
+                     std::move(token));
+}
+
+// Go's time.Timer: its channel c() receives the firing time once. stop()
+// returns true if it stopped a pending timer; reset(d) re-arms it and
+// returns whether it was pending. Thread-safe. Needs a G's runtime to make.
+class timer {
+ public:
+  template <class Rep, class Period>
+  explicit timer(std::chrono::duration<Rep, Period> d)
+      : s_(std::make_shared<state>(detail::require_runtime("gort::timer"))) {
+    arm(clock::now() + std::chrono::duration_cast<clock::duration>(d));
+  }
+  timer(const timer&) = delete;
+  timer& operator=(const timer&) = delete;
+  ~timer() { stop(); }
+
+  chan<clock::time_point>& c() noexcept { return s_->ch; }
+
+  bool stop() {
+    std::lock_guard<detail::spinlock> lk(s_->mu);
+    if (!s_->sched->del_timer(s_.get())) return false;
+    s_->self.reset();
+    return true;
+  }
+  template <class Rep, class Period>
+  bool reset(std::chrono::duration<Rep, Period> d) {
+    const bool was = stop();
+    arm(clock::now() + std::chrono::duration_cast<clock::duration>(d));
+    return was;
+  }
+
+ protected:
+  struct state : detail::timer_node {
+    explicit state(detail::sched_base* s) : sched(s), ch(1) {}
+    detail::sched_base* sched;
+    chan<clock::time_point> ch;
+    detail::spinlock mu;
+    std::shared_ptr<state> self;  // keeps the state alive while pending
+    clock::duration period{0};    // ticker
+  };
+
+  static void fire(detail::timer_node* t) {
+    state* s = static_cast<state*>(t);
+    std::shared_ptr<state> keep;
+    {
+      std::lock_guard<detail::spinlock> lk(s->mu);
+      keep = std::move(s->self);
+      if (s->period.count() != 0 && keep) {  // ticker: re-arm first
+        s->when += std::chrono::duration_cast<std::chrono::nanoseconds>(s->period).count();
+        s->self = keep;
+        s->sched->add_timer(s);
+      }
+    }
+    if (!keep) return;  // stopped meanwhile
+    clock::time_point now = clock::now();
+    s->ch.try_send(now);  // a full channel drops the tick, as in Go
+  }
+
+  void arm(clock::time_point tp) {
+    std::lock_guard<detail::spinlock> lk(s_->mu);
+    s_->when = detail::to_nanotime(tp);
+    s_->fn = &fire;
+    s_->self = s_;
+    s_->sched->add_timer(s_.get());
+  }
+
+  std::shared_ptr<state> s_;
+};
+
+// Go's time.Ticker: c() receives every period (ticks a slow receiver misses
+// are dropped). Stops when destroyed or stop()ped.
+class ticker : public timer {
+ public:
+  template <class Rep, class Period>
+  explicit ticker(std::chrono::duration<Rep, Period> period) : timer(period) {
+    if (period <= std::chrono::duration<Rep, Period>::zero())
+      throw std::invalid_argument("gort: ticker period must be positive");
+    std::lock_guard<detail::spinlock> lk(s_->mu);
+    s_->period = std::chrono::duration_cast<clock::duration>(period);
+  }
+};
+
+// Go's time.After: a channel that receives the time once, after d. The
+// channel stays valid as long as the returned pointer.
+template <class Rep, class Period>
+std::shared_ptr<chan<clock::time_point>> after(std::chrono::duration<Rep, Period> d) {
+  struct holder : detail::timer_node {
+    explicit holder(detail::sched_base* s) : sched(s), ch(1) {}
+    detail::sched_base* sched;
+    chan<clock::time_point> ch;
+    std::shared_ptr<holder> self;
+  };
+  auto h = std::make_shared<holder>(detail::require_runtime("gort::after"));
+  h->when = detail::to_nanotime(clock::now() + std::chrono::duration_cast<clock::duration>(d));
+  h->fn = [](detail::timer_node* t) {
+    std::shared_ptr<holder> keep = std::move(static_cast<holder*>(t)->self);
+    keep->ch.try_send(clock::now());
+  };
+  h->self = h;
+  h->sched->add_timer(h.get());
+  return std::shared_ptr<chan<clock::time_point>>(h, &h->ch);
+}
+
+GORT_END_NAMESPACE

@@ -1,0 +1,168 @@
+// Timers, sleep, after, timer, ticker (gort/time.hpp), over 1, 2, 4, 8 Ps.
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <random>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include <gort/gort.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+unsigned procs_param() { return GENERATE(1u, 2u, 4u, 8u); }
+constexpr int scale(int n) { return GORT_TSAN ? n / 20 : n; }
+}  // namespace
+
+TEST_CASE("sleep: no G wakes before its deadline; on one P, in deadline order", "[time]") {
+  const unsigned procs = procs_param();
+  const int n = scale(10000);
+  std::vector<gort::clock::time_point> deadline(n);
+  std::vector<gort::clock::time_point> woke(n);
+  std::vector<long> order(n);
+  std::atomic<long> seq{0};
+  {
+    gort::runtime rt(gort::config{.procs = procs});
+    rt.run([&] {
+      std::mt19937 rng(42);
+      // Far enough ahead that every G is asleep before the first deadline.
+      const auto base = gort::clock::now() + 300ms;
+      for (int i = 0; i < n; ++i) {
+        deadline[i] = base + std::chrono::microseconds(rng() % 50000);
+        gort::go([&, i] {
+          gort::sleep_until(deadline[i]);
+          woke[i] = gort::clock::now();
+          order[i] = seq.fetch_add(1);
+        });
+      }
+    });
+  }
+  int early = 0;
+  for (int i = 0; i < n; ++i)
+    if (woke[i] < deadline[i]) ++early;
+  CHECK(early == 0);
+  if (procs == 1) {
+    std::vector<int> idx(n);
+    for (int i = 0; i < n; ++i) idx[i] = i;
+    std::sort(idx.begin(), idx.end(), [&](int a, int b) { return deadline[a] < deadline[b]; });
+    int out_of_order = 0;
+    for (int k = 1; k < n; ++k)  // equal deadlines may wake in either order
+      if (deadline[idx[k]] != deadline[idx[k - 1]] && order[idx[k]] < order[idx[k - 1]])
+        ++out_of_order;
+    CHECK(out_of_order == 0);
+  }
+}
+
+TEST_CASE("sleep does not block other Gs on the same P", "[time]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  std::atomic<long> ticks_during_sleep{0};
+  rt.run([&] {
+    std::atomic<bool> sleeping{true};
+    gort::go([&] {
+      while (sleeping.load()) {
+        ticks_during_sleep.fetch_add(1);
+        gort::yield();
+      }
+    });
+    const auto t0 = gort::clock::now();
+    gort::sleep_for(30ms);
+    CHECK(gort::clock::now() - t0 >= 30ms);
+    sleeping.store(false);
+  });
+  CHECK(ticks_during_sleep > 0);
+}
+
+TEST_CASE("a short sleep on an idle runtime wakes by itself", "[time]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  const auto elapsed = rt.run([] {
+    const auto t0 = gort::clock::now();
+    gort::sleep_for(1ms);
+    return gort::clock::now() - t0;
+  });
+  CHECK(elapsed >= 1ms);
+  CHECK(elapsed < 2s);  // generous: only "it woke without outside help"
+}
+
+TEST_CASE("a G asleep on a timer is not a deadlock", "[time]") {
+  gort::runtime rt(gort::config{.procs = 2});
+  rt.run([] { gort::sleep_for(20ms); });  // every M idle meanwhile
+  SUCCEED();
+}
+
+TEST_CASE("stop tokens cut sleeps short", "[time]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  std::stop_source src;
+  std::atomic<int> cut{0};
+  rt.run([&] {
+    gort::chan<int> done(8);
+    for (int i = 0; i < 8; ++i)
+      gort::go([&] {
+        if (!gort::sleep_for(10s, src.get_token())) cut.fetch_add(1);
+        done.send(1);
+      });
+    gort::sleep_for(5ms);
+    src.request_stop();
+    for (int i = 0; i < 8; ++i) done.recv();
+  });
+  CHECK(cut == 8);
+  std::stop_source s2;
+  s2.request_stop();
+  CHECK_FALSE(rt.run([&] { return gort::sleep_for(1s, s2.get_token()); }));
+}
+
+TEST_CASE("after() receives once; timer stop/reset keep Go's promises", "[time]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([] {
+    auto ch = gort::after(2ms);
+    auto v = ch->recv();
+    REQUIRE(v.has_value());
+    CHECK(ch->try_recv() == std::nullopt);
+
+    // stop() before firing: true, and the channel never receives.
+    gort::timer t(1h);
+    CHECK(t.stop());
+    CHECK_FALSE(t.stop());
+    // reset on a stopped timer: false; then it fires.
+    CHECK_FALSE(t.reset(1ms));
+    CHECK(t.c().recv().has_value());
+    CHECK_FALSE(t.stop());  // already fired
+  });
+}
+
+TEST_CASE("timer stop racing its firing: exactly one of stopped or fired", "[time]") {
+  const unsigned procs = GENERATE(2u, 4u);
+  gort::runtime rt(gort::config{.procs = procs});
+  std::atomic<int> bad{0};
+  rt.run([&] {
+    for (int i = 0; i < scale(2000); ++i) {
+      gort::timer t(std::chrono::microseconds(i % 50));
+      gort::chan<bool> stopped(1);
+      gort::go([&] { stopped.send(t.stop()); });
+      const bool was_stopped = *stopped.recv();
+      if (was_stopped) {
+        if (t.c().try_recv().has_value()) bad.fetch_add(1);
+      } else {
+        if (!t.c().recv().has_value()) bad.fetch_add(1);  // must have fired
+      }
+    }
+  });
+  CHECK(bad == 0);
+}
+
+TEST_CASE("ticker ticks until stopped", "[time]") {
+  gort::runtime rt(gort::config{.procs = 2});
+  rt.run([] {
+    gort::ticker tk(1ms);
+    for (int i = 0; i < 5; ++i) CHECK(tk.c().recv().has_value());
+    tk.stop();
+  });
+  CHECK_THROWS_AS(rt.run([] { gort::ticker bad(0ms); }), std::invalid_argument);
+  CHECK_THROWS_AS(gort::after(1ms), std::logic_error);  // outside a G
+}
