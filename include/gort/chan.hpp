@@ -184,26 +184,26 @@ class chan : private detail::chan_base {
   // ---- for select (gort/select.hpp) and timers ----
   detail::chan_base& base() noexcept { return *this; }
 
-  // With the lock held: send now if a receiver waits or the buffer has
-  // room, and release the lock. Otherwise keep the lock and return false.
-  bool try_send_keep(T& v) {
+  // With the lock held, never releasing it: send now if a receiver waits
+  // or the buffer has room. *to_wake: a receiver to wake once the lock is
+  // released. Returns whether the value was sent. (Closed: the caller's
+  // business.)
+  bool send_locked(T& v, detail::waiter** to_wake) {
     if (detail::waiter* w = recvq.pop_front()) {
-      lock.unlock();
       static_cast<std::optional<T>*>(w->elem)->emplace(std::move(v));
       w->success = true;
-      detail::wake(w);
+      *to_wake = w;
       return true;
     }
     if (count_ < cap_) {
       push_buffer(std::move(v));
-      lock.unlock();
       return true;
     }
     return false;
   }
-  // With the lock held: receive now (a value, or nullopt if closed and
-  // drained) and release the lock. Otherwise keep the lock, return false.
-  bool try_recv_keep(std::optional<T>& out) {
+  // With the lock held, never releasing it: receive now (a value, or
+  // nullopt if closed and drained). *to_wake: a sender to wake.
+  bool recv_locked(std::optional<T>& out, detail::waiter** to_wake) {
     if (detail::waiter* w = sendq.pop_front()) {
       T* sv = static_cast<T*>(w->elem);
       if (cap_ == 0) {
@@ -213,22 +213,32 @@ class chan : private detail::chan_base {
         pop_buffer();
         push_buffer(std::move(*sv));
       }
-      lock.unlock();
       w->success = true;
-      detail::wake(w);
+      *to_wake = w;
       return true;
     }
     if (count_ != 0) {
       out.emplace(std::move(buf_[head_]));
       pop_buffer();
-      lock.unlock();
       return true;
     }
-    if (closed) {
-      lock.unlock();
-      return true;
-    }
-    return false;
+    return closed;
+  }
+  // With the lock held: send or receive now, then release the lock (and
+  // wake the partner). Otherwise keep the lock and return false.
+  bool try_send_keep(T& v) {
+    detail::waiter* w = nullptr;
+    if (!send_locked(v, &w)) return false;
+    lock.unlock();
+    if (w != nullptr) detail::wake(w);
+    return true;
+  }
+  bool try_recv_keep(std::optional<T>& out) {
+    detail::waiter* w = nullptr;
+    if (!recv_locked(out, &w)) return false;
+    lock.unlock();
+    if (w != nullptr) detail::wake(w);
+    return true;
   }
   bool try_send_locked(T& v) {
     if (try_send_keep(v)) return true;

@@ -5,7 +5,9 @@
 #include "detail/config.hpp"  // GORT_VERSION_* macros
 #include "chan.hpp"
 #include "go.hpp"
+#include "select.hpp"
 #include "time.hpp"
 #include "runtime.hpp"
 #include "stack.hpp"
+#include "sync.hpp"
 #include "traits.hpp"

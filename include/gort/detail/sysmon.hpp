@@ -86,7 +86,7 @@ std::uint32_t basic_sched<Traits>::retake(std::int64_t now) {
     bool sysretake = false;
     if (s == pstatus::running || s == pstatus::syscall) {
       const std::uint32_t t = pp->schedtick.load(std::memory_order_relaxed);
-      if (pd.schedtick != t) {
+      if (pd.schedtick != t || pd.schedwhen == 0) {  // progress, or first look
         pd.schedtick = t;
         pd.schedwhen = now;
       } else if (pd.schedwhen + force_preempt_ns <= now) {
@@ -96,7 +96,7 @@ std::uint32_t basic_sched<Traits>::retake(std::int64_t now) {
     }
     if (s != pstatus::syscall) continue;
     const std::uint32_t t = pp->syscalltick.load(std::memory_order_relaxed);
-    if (!sysretake && pd.syscalltick != t) {
+    if (!sysretake && (pd.syscalltick != t || pd.syscallwhen == 0)) {
       pd.syscalltick = t;
       pd.syscallwhen = now;
       continue;

@@ -1,0 +1,414 @@
+// gort/sync.hpp: Go's sync package, in C++ shapes.
+//
+//   gort::mutex mu;  std::lock_guard lk(mu);          // Lockable
+//   gort::shared_mutex rw;  std::shared_lock r(rw);    // SharedLockable
+//   gort::condition_variable cv;  cv.wait(lk, pred);   // with std::unique_lock<gort::mutex>
+//   gort::wait_group wg;  wg.add(n); wg.done(); wg.wait();
+//   gort::once o;  o.call([] { ... });
+//   gort::semaphore sem(4);  sem.acquire(); sem.release();
+//
+// Blocking parks the G, never its M; uncontended paths are one atomic
+// operation, no system call and no park. On a thread that is not a G they
+// block the thread. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+#include <stop_token>
+#include <utility>
+
+#include "chan.hpp"
+#include "detail/config.hpp"
+#include "detail/note.hpp"
+#include "detail/waitq.hpp"
+
+GORT_BEGIN_NAMESPACE
+
+// Go's sync.Mutex. Normal mode: an unlock wakes the first waiter, which
+// competes with newcomers (throughput). A waiter that has waited more than
+// 1 ms switches the mutex to starvation mode: the lock is handed straight to
+// the waiter at the front, newcomers queue behind (bounded latency).
+class mutex {
+ public:
+  mutex() = default;
+  mutex(const mutex&) = delete;
+  mutex& operator=(const mutex&) = delete;
+
+  void lock() {
+    std::uint32_t expected = 0;
+    // CAS acquire: the uncontended path. Pairs with the release in unlock.
+    if (GORT_LIKELY(state_.compare_exchange_strong(expected, locked, std::memory_order_acquire)))
+      return;
+    lock_slow();
+  }
+  bool try_lock() {
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    while ((s & (locked | starving)) == 0)
+      if (state_.compare_exchange_weak(s, s | locked, std::memory_order_acquire)) return true;
+    return false;
+  }
+  void unlock() {
+    std::uint32_t expected = locked;
+    if (GORT_LIKELY(state_.compare_exchange_strong(expected, 0, std::memory_order_release)))
+      return;
+    unlock_slow();
+  }
+
+ private:
+  static constexpr std::uint32_t locked = 1;     // held
+  static constexpr std::uint32_t waiters = 2;    // the queue is not empty
+  static constexpr std::uint32_t starving = 4;   // hand-off mode
+  static constexpr std::int64_t starvation_ns = 1'000'000;
+
+  void lock_slow() {
+    std::int64_t wait_start = 0;
+    for (int spin = 0;; ++spin) {
+      std::uint32_t s = state_.load(std::memory_order_relaxed);
+      if ((s & (locked | starving)) == 0) {
+        if (state_.compare_exchange_weak(s, s | locked, std::memory_order_acquire)) return;
+        continue;
+      }
+      if (spin < 4 && (s & starving) == 0) {  // brief active spin, as Go does
+        for (int k = 0; k < 30; ++k) __builtin_ia32_pause();
+        continue;
+      }
+      q_lock_.lock();
+      // Set the waiters bit only while the mutex is still held (a CAS), so
+      // that its holder's unlock cannot take the fast path and miss us.
+      s = state_.load(std::memory_order_relaxed);
+      bool queued_bit = false;
+      while ((s & (locked | starving)) != 0) {
+        if (state_.compare_exchange_weak(s, s | waiters, std::memory_order_acq_rel)) {
+          queued_bit = true;
+          break;
+        }
+      }
+      if (!queued_bit) {  // released meanwhile: compete again
+        q_lock_.unlock();
+        continue;
+      }
+      detail::waiter w;
+      if (wait_start == 0) wait_start = detail::nanotime();
+      w.enqueued_ns = wait_start;
+      q_.push_back(&w);
+      detail::block(w, q_lock_, "sync.Mutex.Lock");
+      if (w.success) return;  // handed off in starvation mode: we own it
+    }
+  }
+
+  void unlock_slow() {
+    q_lock_.lock();
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    if ((s & locked) == 0) {
+      q_lock_.unlock();
+      GORT_FATAL("sync: unlock of unlocked gort::mutex");
+    }
+    detail::waiter* w = q_.pop_front();
+    if (w == nullptr) {
+      state_.store(0, std::memory_order_release);
+      q_lock_.unlock();
+      return;
+    }
+    const bool starved = (s & starving) != 0 ||
+                         detail::nanotime() - w->enqueued_ns > starvation_ns;
+    std::uint32_t next = q_.empty() ? 0 : waiters;
+    if (starved) {
+      // Hand-off: the mutex stays locked, now owned by w.
+      next |= locked;
+      if (!q_.empty()) next |= starving;
+      w->success = true;
+    }
+    state_.store(next, std::memory_order_release);
+    q_lock_.unlock();
+    detail::wake(w);
+  }
+
+  std::atomic<std::uint32_t> state_{0};
+  detail::spinlock q_lock_;
+  detail::waitq q_;  // q_lock_
+};
+
+// Readers-writer lock. Writers are preferred once waiting (a steady stream
+// of readers cannot starve them), as Go's RWMutex.
+class shared_mutex {
+ public:
+  void lock() {
+    mu_.lock();
+    if (active_readers_ == 0 && !writer_) {
+      writer_ = true;
+      mu_.unlock();
+      return;
+    }
+    ++waiting_writers_;
+    detail::waiter w;
+    writers_.push_back(&w);
+    detail::block(w, mu_, "sync.RWMutex.Lock");
+  }
+  bool try_lock() {
+    std::lock_guard<detail::spinlock> lk(mu_);
+    if (active_readers_ != 0 || writer_) return false;
+    writer_ = true;
+    return true;
+  }
+  void unlock() {
+    mu_.lock();
+    writer_ = false;
+    wake_next(true);  // releases mu_
+  }
+  void lock_shared() {
+    mu_.lock();
+    if (!writer_ && waiting_writers_ == 0) {
+      ++active_readers_;
+      mu_.unlock();
+      return;
+    }
+    detail::waiter w;
+    readers_.push_back(&w);
+    detail::block(w, mu_, "sync.RWMutex.RLock");
+  }
+  bool try_lock_shared() {
+    std::lock_guard<detail::spinlock> lk(mu_);
+    if (writer_ || waiting_writers_ != 0) return false;
+    ++active_readers_;
+    return true;
+  }
+  void unlock_shared() {
+    mu_.lock();
+    if (active_readers_ == 0) {
+      mu_.unlock();
+      GORT_FATAL("sync: unlock_shared of gort::shared_mutex not held shared");
+    }
+    if (--active_readers_ == 0) {
+      wake_next(false);
+      return;
+    }
+    mu_.unlock();
+  }
+
+ private:
+  // mu_ held, the lock free of writers; releases mu_. After a writer:
+  // every waiting reader goes first, as in Go (else a writer). After the
+  // last reader: a waiting writer.
+  void wake_next(bool after_writer) {
+    detail::waiter* list = nullptr;
+    if (after_writer) {
+      while (detail::waiter* w = readers_.pop_front()) {
+        ++active_readers_;
+        w->next = list;
+        list = w;
+      }
+    }
+    if (list == nullptr && active_readers_ == 0) {
+      if (detail::waiter* w = writers_.pop_front()) {
+        --waiting_writers_;
+        writer_ = true;
+        mu_.unlock();
+        detail::wake(w);
+        return;
+      }
+    }
+    mu_.unlock();
+    while (list != nullptr) {
+      detail::waiter* w = list;
+      list = w->next;
+      detail::wake(w);
+    }
+  }
+
+  detail::spinlock mu_;
+  int active_readers_ = 0;    // mu_
+  int waiting_writers_ = 0;   // mu_
+  bool writer_ = false;       // mu_
+  detail::waitq writers_;     // mu_
+  detail::waitq readers_;     // mu_
+};
+
+// Works with std::unique_lock<gort::mutex>. Waits may wake spuriously only
+// in the sense the standard allows; use the predicate overloads.
+class condition_variable {
+ public:
+  void wait(std::unique_lock<mutex>& lk) {
+    detail::waiter w;
+    q_lock_.lock();
+    q_.push_back(&w);
+    lk.unlock();  // after queueing: a notify in between finds us
+    detail::block(w, q_lock_, "sync.Cond.Wait");
+    lk.lock();
+  }
+  template <class Pred>
+  void wait(std::unique_lock<mutex>& lk, Pred pred) {
+    while (!pred()) wait(lk);
+  }
+  // Returns false if stopped (std::condition_variable_any's contract: the
+  // predicate's value).
+  template <class Pred>
+  bool wait(std::unique_lock<mutex>& lk, std::stop_token st, Pred pred) {
+    while (!pred()) {
+      if (st.stop_requested()) return pred();
+      detail::waiter w;
+      auto on_stop = [&] { detail::cancel_waiter(q_lock_, q_, w); };
+      std::stop_callback<decltype(on_stop)> cb(st, on_stop);
+      q_lock_.lock();
+      if (st.stop_requested()) {
+        q_lock_.unlock();
+        continue;
+      }
+      q_.push_back(&w);
+      lk.unlock();
+      detail::block(w, q_lock_, "sync.Cond.Wait");
+      lk.lock();
+    }
+    return true;
+  }
+  void notify_one() {
+    q_lock_.lock();
+    detail::waiter* w = q_.pop_front();
+    q_lock_.unlock();
+    if (w != nullptr) detail::wake(w);
+  }
+  void notify_all() {
+    detail::waiter* list = nullptr;
+    q_lock_.lock();
+    while (detail::waiter* w = q_.pop_front()) {
+      w->next = list;
+      list = w;
+    }
+    q_lock_.unlock();
+    while (list != nullptr) {
+      detail::waiter* w = list;
+      list = w->next;
+      detail::wake(w);
+    }
+  }
+
+ private:
+  detail::spinlock q_lock_;
+  detail::waitq q_;  // q_lock_
+};
+
+// Go's sync.WaitGroup. add() with a result below zero throws
+// std::logic_error (Go panics) and leaves the counter unchanged.
+class wait_group {
+ public:
+  void add(std::int64_t n) {
+    std::int64_t v = count_.load(std::memory_order_relaxed);
+    do {
+      if (v + n < 0) throw std::logic_error("gort: wait_group counter would go negative");
+    } while (!count_.compare_exchange_weak(v, v + n, std::memory_order_acq_rel));
+    if (v + n == 0) wake_all();
+  }
+  void done() { add(-1); }
+  void wait() {
+    // load-acquire: pairs with the acq_rel CAS that brought it to zero.
+    if (count_.load(std::memory_order_acquire) == 0) return;
+    q_lock_.lock();
+    if (count_.load(std::memory_order_acquire) == 0) {
+      q_lock_.unlock();
+      return;
+    }
+    detail::waiter w;
+    q_.push_back(&w);
+    detail::block(w, q_lock_, "sync.WaitGroup.Wait");
+  }
+  std::int64_t count() const noexcept { return count_.load(std::memory_order_acquire); }
+
+ private:
+  void wake_all() {
+    detail::waiter* list = nullptr;
+    q_lock_.lock();  // a waiter checks the count under this lock
+    while (detail::waiter* w = q_.pop_front()) {
+      w->next = list;
+      list = w;
+    }
+    q_lock_.unlock();
+    while (list != nullptr) {
+      detail::waiter* w = list;
+      list = w->next;
+      detail::wake(w);
+    }
+  }
+
+  std::atomic<std::int64_t> count_{0};
+  detail::spinlock q_lock_;
+  detail::waitq q_;  // q_lock_
+};
+
+// Go's sync.Once: call(f) runs f exactly once; concurrent callers wait for
+// it. If f throws, the exception propagates and a later call tries again
+// (std::call_once's contract).
+class once {
+ public:
+  template <class F>
+  void call(F&& f) {
+    if (done_.load(std::memory_order_acquire)) return;
+    std::lock_guard<mutex> lk(mu_);
+    if (done_.load(std::memory_order_relaxed)) return;
+    std::forward<F>(f)();
+    done_.store(true, std::memory_order_release);
+  }
+  bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> done_{false};
+  mutex mu_;
+};
+
+// A counting semaphore. release() hands permits to waiters in FIFO order.
+class semaphore {
+ public:
+  explicit semaphore(std::int64_t initial) : count_(initial) {
+    if (initial < 0) throw std::invalid_argument("gort: semaphore count must not be negative");
+  }
+  void acquire() {
+    std::int64_t c = count_.load(std::memory_order_relaxed);
+    while (c > 0)
+      if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire)) return;
+    q_lock_.lock();
+    c = count_.load(std::memory_order_relaxed);
+    while (c > 0) {
+      if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire)) {
+        q_lock_.unlock();
+        return;
+      }
+    }
+    detail::waiter w;
+    q_.push_back(&w);
+    detail::block(w, q_lock_, "semaphore acquire");  // woken owning a permit
+  }
+  bool try_acquire() {
+    std::int64_t c = count_.load(std::memory_order_relaxed);
+    while (c > 0)
+      if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire)) return true;
+    return false;
+  }
+  void release(std::int64_t n = 1) {
+    if (n < 0) throw std::invalid_argument("gort: semaphore release count must not be negative");
+    detail::waiter* list = nullptr;
+    q_lock_.lock();
+    while (n > 0) {
+      detail::waiter* w = q_.pop_front();
+      if (w == nullptr) break;
+      w->next = list;  // a permit goes straight to the waiter
+      list = w;
+      --n;
+    }
+    if (n > 0) count_.fetch_add(n, std::memory_order_release);
+    q_lock_.unlock();
+    while (list != nullptr) {
+      detail::waiter* w = list;
+      list = w->next;
+      detail::wake(w);
+    }
+  }
+  std::int64_t available() const noexcept { return count_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<std::int64_t> count_;
+  detail::spinlock q_lock_;
+  detail::waitq q_;  // q_lock_
+};
+
+GORT_END_NAMESPACE

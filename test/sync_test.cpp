@@ -1,0 +1,255 @@
+// gort/sync.hpp, over 1, 2, 4, 8 Ps.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <mutex>
+#include <shared_mutex>
+#include <stop_token>
+#include <thread>
+
+#include <gort/gort.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+unsigned procs_param() { return GENERATE(1u, 2u, 4u, 8u); }
+constexpr int scale(int n) { return GORT_TSAN ? n / 20 : n; }
+}  // namespace
+
+TEST_CASE("mutex: mutual exclusion under heavy contention", "[sync]") {
+  const unsigned procs = procs_param();
+  gort::mutex mu;
+  long counter = 0;  // plain: the mutex must protect it (TSan checks)
+  std::atomic<int> inside{0}, overlap{0};
+  const int gs = 16, iters = scale(5000);
+  {
+    gort::runtime rt(gort::config{.procs = procs});
+    rt.run([&] {
+      gort::wait_group wg;
+      wg.add(gs);
+      for (int g = 0; g < gs; ++g)
+        gort::go([&, g] {
+          for (int i = 0; i < iters; ++i) {
+            std::lock_guard<gort::mutex> lk(mu);
+            if (inside.fetch_add(1) != 0) overlap.fetch_add(1);
+            ++counter;
+            if ((i + g) % 64 == 0) gort::yield();  // park while holding it
+            inside.fetch_sub(1);
+          }
+          wg.done();
+        });
+      wg.wait();
+    });
+  }
+  CHECK(overlap == 0);
+  CHECK(counter == static_cast<long>(gs) * iters);
+  CHECK(mu.try_lock());
+  CHECK_FALSE(mu.try_lock());
+  mu.unlock();
+}
+
+TEST_CASE("mutex: a starved waiter gets the lock handed over", "[sync]") {
+  gort::runtime rt(gort::config{.procs = 2});
+  const bool got = rt.run([] {
+    gort::mutex mu;
+    std::atomic<bool> stop{false};
+    gort::wait_group wg;
+    wg.add(2);
+    for (int k = 0; k < 2; ++k)  // two Gs re-locking in a tight loop
+      gort::go([&] {
+        while (!stop.load()) {
+          mu.lock();
+          for (int i = 0; i < 100; ++i) __builtin_ia32_pause();
+          mu.unlock();
+        }
+        wg.done();
+      });
+    gort::yield();
+    mu.lock();  // must get it despite the barging lockers
+    stop.store(true);
+    mu.unlock();
+    wg.wait();
+    return true;
+  });
+  CHECK(got);
+}
+
+TEST_CASE("shared_mutex: readers share, writers exclude", "[sync]") {
+  const unsigned procs = procs_param();
+  gort::shared_mutex rw;
+  long value = 0;
+  std::atomic<int> readers_in{0}, writers_in{0}, bad{0}, max_readers{0};
+  {
+    gort::runtime rt(gort::config{.procs = procs});
+    rt.run([&] {
+      gort::wait_group wg;
+      for (int g = 0; g < 12; ++g) {
+        wg.add(1);
+        gort::go([&, g] {
+          for (int i = 0; i < scale(2000); ++i) {
+            if (g % 4 == 0) {
+              std::unique_lock<gort::shared_mutex> lk(rw);
+              if (writers_in.fetch_add(1) != 0 || readers_in.load() != 0) bad.fetch_add(1);
+              ++value;
+              writers_in.fetch_sub(1);
+            } else {
+              std::shared_lock<gort::shared_mutex> lk(rw);
+              const int r = readers_in.fetch_add(1) + 1;
+              int m = max_readers.load();
+              while (r > m && !max_readers.compare_exchange_weak(m, r)) {
+              }
+              if (writers_in.load() != 0) bad.fetch_add(1);
+              (void)value;
+              if (i % 16 == 0) gort::yield();
+              readers_in.fetch_sub(1);
+            }
+          }
+          wg.done();
+        });
+      }
+      wg.wait();
+    });
+  }
+  CHECK(bad == 0);
+  CHECK(value == 3L * scale(2000));
+}
+
+TEST_CASE("condition_variable: predicate loops, notify_one and notify_all", "[sync]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([] {
+    gort::mutex mu;
+    gort::condition_variable cv;
+    int items = 0, consumed = 0;
+    bool closed = false;
+    gort::wait_group wg;
+    for (int c = 0; c < 4; ++c) {
+      wg.add(1);
+      gort::go([&] {
+        std::unique_lock<gort::mutex> lk(mu);
+        for (;;) {
+          cv.wait(lk, [&] { return items > 0 || closed; });
+          if (items == 0) break;
+          --items;
+          ++consumed;
+        }
+        wg.done();
+      });
+    }
+    for (int i = 0; i < scale(2000); ++i) {
+      std::lock_guard<gort::mutex> lk(mu);
+      ++items;
+      cv.notify_one();
+    }
+    {
+      std::lock_guard<gort::mutex> lk(mu);
+      closed = true;
+    }
+    cv.notify_all();
+    wg.wait();
+    CHECK(consumed == scale(2000));
+  });
+}
+
+TEST_CASE("condition_variable: a stop token ends the wait", "[sync]") {
+  gort::runtime rt(gort::config{.procs = 2});
+  rt.run([] {
+    gort::mutex mu;
+    gort::condition_variable cv;
+    std::stop_source src;
+    gort::go([&] {
+      gort::sleep_for(2ms);
+      src.request_stop();
+    });
+    std::unique_lock<gort::mutex> lk(mu);
+    CHECK_FALSE(cv.wait(lk, src.get_token(), [] { return false; }));
+    CHECK(lk.owns_lock());
+  });
+}
+
+TEST_CASE("wait_group: 10k Gs; a negative counter throws", "[sync]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  std::atomic<int> ran{0};
+  rt.run([&] {
+    gort::wait_group wg;
+    const int n = scale(10000);
+    wg.add(n);
+    for (int i = 0; i < n; ++i)
+      gort::go([&] {
+        ran.fetch_add(1);
+        wg.done();
+      });
+    wg.wait();
+    CHECK(ran == n);
+    CHECK(wg.count() == 0);
+    CHECK_THROWS_AS(wg.done(), std::logic_error);
+    CHECK(wg.count() == 0);
+  });
+  // From a plain thread too.
+  gort::wait_group wg;
+  wg.add(1);
+  rt.go([&] { wg.done(); });
+  wg.wait();
+}
+
+TEST_CASE("once: one call under contention, retried after a throw", "[sync]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  std::atomic<int> calls{0}, not_done_after{0};
+  rt.run([&] {
+    gort::once o;
+    gort::wait_group wg;
+    for (int i = 0; i < 64; ++i) {
+      wg.add(1);
+      gort::go([&] {
+        o.call([&] {
+          calls.fetch_add(1);
+          gort::yield();
+        });
+        if (!o.done()) not_done_after.fetch_add(1);
+        wg.done();
+      });
+    }
+    wg.wait();
+    gort::once t;
+    CHECK_THROWS(t.call([] { throw std::runtime_error("first"); }));
+    CHECK_FALSE(t.done());
+    int second = 0;
+    t.call([&] { second = 1; });
+    CHECK(second == 1);
+  });
+  CHECK(calls == 1);
+  CHECK(not_done_after == 0);
+}
+
+TEST_CASE("semaphore: never more holders than permits", "[sync]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  std::atomic<int> holders{0}, max_holders{0};
+  rt.run([&] {
+    gort::semaphore sem(3);
+    gort::wait_group wg;
+    for (int g = 0; g < 20; ++g) {
+      wg.add(1);
+      gort::go([&] {
+        for (int i = 0; i < scale(500); ++i) {
+          sem.acquire();
+          const int h = holders.fetch_add(1) + 1;
+          int m = max_holders.load();
+          while (h > m && !max_holders.compare_exchange_weak(m, h)) {
+          }
+          if (i % 8 == 0) gort::yield();
+          holders.fetch_sub(1);
+          sem.release();
+        }
+        wg.done();
+      });
+    }
+    wg.wait();
+    CHECK(sem.available() == 3);
+  });
+  CHECK(max_holders <= 3);
+  CHECK(max_holders >= 1);
+  CHECK_THROWS_AS(gort::semaphore(-1), std::invalid_argument);
+}
