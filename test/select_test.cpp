@@ -54,7 +54,7 @@ TEST_CASE("select: default never blocks; exactly one case fires", "[select]") {
     gort::wait_group wg;
     for (int s = 0; s < senders; ++s) {
       wg.add(1);
-      gort::go([&, s] {
+      gort::go([&] {
         for (int i = 1; i <= per; ++i) (i % 2 ? a : b).send(i);
         wg.done();
       });

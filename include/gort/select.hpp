@@ -157,7 +157,8 @@ int selectgo(std::array<case_view, N>& cv, bool has_default, std::stop_token* to
   std::size_t np = 0;
   for (std::size_t i = 0; i < N; ++i)
     if (cv[i].base != nullptr) poll[np++] = static_cast<int>(i);
-  for (std::size_t i = np; i > 1; --i) std::swap(poll[i - 1], poll[select_rand() % i]);
+  if constexpr (N > 1)  // (GCC 12 warns about poll[1] of a one-case select)
+    for (std::size_t i = np; i > 1; --i) std::swap(poll[i - 1], poll[select_rand() % i]);
   // Lock order: each channel once, by address (no deadlock between selects).
   select_locks locks;
   for (std::size_t i = 0; i < N; ++i)

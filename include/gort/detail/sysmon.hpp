@@ -92,6 +92,9 @@ std::uint32_t basic_sched<Traits>::retake(std::int64_t now) {
       } else if (pd.schedwhen + force_preempt_ns <= now) {
         preemptone(pp, now - pd.schedwhen);
         sysretake = true;  // a long syscall: retake regardless of work
+        // Without asynchronous preemption the G may never yield: make sure
+        // a spinning M exists to steal the work queued behind it.
+        if (s == pstatus::running && !pp->runq_empty()) wakep();
       }
     }
     if (s != pstatus::syscall) continue;
