@@ -4,8 +4,11 @@
 
 #include "detail/config.hpp"  // GORT_VERSION_* macros
 #include "chan.hpp"
+#include "fs.hpp"
 #include "go.hpp"
+#include "net.hpp"
 #include "select.hpp"
+#include "signal.hpp"
 #include "time.hpp"
 #include "runtime.hpp"
 #include "stack.hpp"

@@ -20,6 +20,10 @@
 
 GORT_BEGIN_NAMESPACE
 
+namespace detail {
+struct default_poller;  // detail/netpoll_select.hpp
+}
+
 // Run-time configuration (what may differ between two runtimes of the same
 // type). Zero means "the default".
 struct config {
@@ -71,6 +75,13 @@ struct default_traits {
   static constexpr std::uint32_t gfree_batch = 32;
   // Stacks cached per P; half spills to the shared allocator beyond it.
   static constexpr std::uint32_t stack_cache_max = 64;
+
+  // The netpoller: a type with
+  //   static std::unique_ptr<detail::netpoller_base> create(unsigned procs);
+  // made on the runtime's first I/O. The default is io_uring with an epoll
+  // fallback (GORT_POLLER=uring|epoll forces one); detail::uring_only_poller
+  // and detail::epoll_only_poller force one in code; tests may wrap either.
+  using poller = detail::default_poller;
 };
 
 GORT_END_NAMESPACE

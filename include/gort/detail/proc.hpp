@@ -44,7 +44,10 @@
 //      it.
 //   8. notes are one-shot: nextp is set before notewakeup; only the sleeper
 //      clears the note.
-// (6 and 7 concern the netpoller.)
+//   6. at most one M blocks in the netpoller (the timer sleeper); an earlier
+//      timer or a shutdown breaks it out (wake_timer_sleeper).
+//   7. Gs returned by a poll are never dropped: with no P they go to the
+//      global queue and Ms are started for idle Ps (injectglist).
 //
 // Where things run: functions marked "g0" run on an M's scheduler stack,
 // never on a G; "G" on the current G's stack; "lock" means sched.lock must be
@@ -78,6 +81,8 @@
 #include "context.hpp"
 #include "note.hpp"
 #include "overflow.hpp"
+#include "netpoll.hpp"
+#include "netpoll_select.hpp"
 #include "runtime2.hpp"
 
 GORT_BEGIN_NAMESPACE
@@ -140,6 +145,10 @@ class basic_sched final : public sched_base {
                 "gort traits: global_queue_fairness must be >= 1");
   static_assert(Traits::gfree_batch >= 1 && Traits::gfree_local_max > Traits::gfree_batch,
                 "gort traits: need gfree_local_max > gfree_batch >= 1");
+  static_assert(std::is_convertible_v<decltype(Traits::poller::create(1u)),
+                                      std::unique_ptr<netpoller_base>>,
+                "gort traits: poller must have static std::unique_ptr<detail::netpoller_base> "
+                "create(unsigned procs) (see detail/netpoll_select.hpp)");
   static_assert(std::is_default_constructible_v<typename Traits::g_payload> &&
                     std::is_move_assignable_v<typename Traits::g_payload>,
                 "gort traits: g_payload must be default-constructible and move-assignable");
@@ -166,6 +175,11 @@ class basic_sched final : public sched_base {
   void unlock_os_thread() override;
   void add_timer(timer_node* t) override;
   bool del_timer(timer_node* t) override;
+  netpoller_base* netpoller() override {
+    // load-acquire: pairs with the store-release in netpoller_slow.
+    netpoller_base* np = np_.load(std::memory_order_acquire);
+    return np != nullptr ? np : netpoller_slow();
+  }
 
   // ---- for basic_runtime ----
   // Any non-G thread: blocks until no G of this runtime is left.
@@ -197,6 +211,15 @@ class basic_sched final : public sched_base {
   g_base* globrunqget(p* pp, std::int64_t max);  // lock
   g_base* runqsteal(p* pp, p* p2, bool steal_runnext);
   void inject(g_base* gp);
+  void injectglist(m* mp, glist& l);
+
+  // ---- netpoller ----
+  netpoller_base* netpoller_slow();
+  bool netpoll_inited() const noexcept { return np_.load(std::memory_order_acquire) != nullptr; }
+  std::int64_t netpoll_waiters() const noexcept {
+    netpoller_base* np = np_.load(std::memory_order_acquire);
+    return np != nullptr ? np->waiters() : 0;
+  }
 
   // ---- Ms and Ps ----
   void schedule(m* mp);
@@ -237,7 +260,7 @@ class basic_sched final : public sched_base {
   void run_timers(std::int64_t now, std::size_t budget = static_cast<std::size_t>(-1));
   void check_timers(p* pp);
   bool become_timer_sleeper(m* mp);
-  void timer_sleep(m* mp);
+  void timer_sleep(m* mp, glist& ready);
   void wake_timer_sleeper();  // lock
 
   // ---- sysmon, checkdead (sysmon.hpp) ----
@@ -291,6 +314,16 @@ class basic_sched final : public sched_base {
   std::atomic<std::int64_t> timer_earliest_{INT64_MAX};  // timers_mu_
   m* timer_sleeper_ = nullptr;                 // lock: the M sleeping until a timer
   bool sleeper_woken_ = false;                 // lock
+  // lock: the sleeper blocks in the netpoller (Go's lastpoll == 0), not on
+  // its note; wake it with netpollBreak.
+  bool sleeper_in_poll_ = false;
+  std::atomic<bool> netpoll_blocked_{false};   // mirror of sleeper_in_poll_, read anywhere
+
+  // The netpoller, made on first use (netpoller()); destroyed after every M.
+  std::mutex np_mu_;
+  std::unique_ptr<netpoller_base> np_owner_;   // np_mu_
+  std::atomic<netpoller_base*> np_{nullptr};
+  std::atomic<std::int64_t> lastpoll_{0};      // nanotime of the last poll (sysmon)
 
   pthread_t sysmon_thread_{};
   note sysmonnote_;
@@ -367,12 +400,30 @@ basic_sched<Traits>::~basic_sched() {
     for (auto& s : pp->stackcache) stacks_.deallocate(s);
     pp->stackcache.clear();
   }
-  std::lock_guard<std::mutex> lk(allglock_);
-  for (g* gp : allgs_) {
-    if (gp->stk) stacks_.deallocate(gp->stk);
-    delete gp;
+  {
+    std::lock_guard<std::mutex> lk(allglock_);
+    for (g* gp : allgs_) {
+      if (gp->stk) stacks_.deallocate(gp->stk);
+      delete gp;
+    }
+    allgs_.clear();
   }
-  allgs_.clear();
+  np_.store(nullptr, std::memory_order_relaxed);
+  np_owner_.reset();  // no M is left to poll it
+}
+
+// Any G: makes the netpoller on first use. Then the timer sleeper (if any)
+// is woken so that it sleeps in the poller from now on.
+template <class Traits>
+netpoller_base* basic_sched<Traits>::netpoller_slow() {
+  std::lock_guard<std::mutex> lk(np_mu_);
+  if (netpoller_base* np = np_.load(std::memory_order_acquire)) return np;
+  np_owner_ = Traits::poller::create(procs_);
+  if (!np_owner_) throw std::runtime_error("gort: the traits' poller::create returned null");
+  np_.store(np_owner_.get(), std::memory_order_release);
+  std::lock_guard<std::mutex> lk2(lock_);
+  wake_timer_sleeper();
+  return np_owner_.get();
 }
 
 template <class Traits>
@@ -659,6 +710,35 @@ void basic_sched<Traits>::inject(g_base* gp) {
   if (npidle_.load(std::memory_order_acquire) != 0) startm(nullptr, false);
 }
 
+// Any M, after a poll: makes the Gs on l runnable (Go's injectglist).
+// With a P they go on its local queue and a spinner is woken for them;
+// without one, on the global queue, with an M started for each idle P that
+// can run one (invariant 7).
+template <class Traits>
+void basic_sched<Traits>::injectglist(m* mp, glist& l) {
+  if (l.empty()) return;
+  if (mp != nullptr && mp->pp != nullptr) {
+    while (g_base* gp = l.pop()) {
+      casgstatus(gp, gstatus::waiting, gstatus::runnable);
+      runqput(mp->pp, gp, false);
+    }
+    wakep();
+    return;
+  }
+  int n = 0;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    while (g_base* gp = l.pop()) {
+      casgstatus(gp, gstatus::waiting, gstatus::runnable);
+      globrunqput(gp);
+      ++n;
+    }
+  }
+  // Every P busy: their Ms find the Gs in the global queue before idling.
+  for (int i = 0; i < n && npidle_.load(std::memory_order_acquire) != 0; ++i)
+    startm(nullptr, false);
+}
+
 // ---------------------------------------------------------------------------
 // The M loop
 
@@ -770,8 +850,8 @@ bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec) {
   // or Gs that keep yielding to each other would starve it.
   if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
       (runqsize_.load(std::memory_order_relaxed) != 0 ||
-       ntimers_.load(std::memory_order_relaxed) != 0))
-    return false;  // findrunnable also runs expired timers
+       ntimers_.load(std::memory_order_relaxed) != 0 || netpoll_waiters() != 0))
+    return false;  // findrunnable also runs expired timers and polls
   auto [next, inherit] = runqget(pp);
   if (next == nullptr) return false;  // findrunnable's job
   if (next->lockedm != nullptr) {    // must run on its own M: slow path
@@ -840,6 +920,21 @@ top:
     std::lock_guard<std::mutex> lk(lock_);
     if (g_base* gp = globrunqget(pp, 0)) return {gp, false};
   }
+  // A non-blocking netpoll when Gs wait for I/O: io_uring's is a look at
+  // the CQ rings; epoll's a syscall, skipped while an M blocks there.
+  if (netpoll_waiters() != 0) {
+    netpoller_base* np = np_.load(std::memory_order_acquire);
+    if (np->wants_nonblocking() == false || !netpoll_blocked_.load(std::memory_order_relaxed)) {
+      glist l;
+      np->poll(0, l);
+      lastpoll_.store(nanotime(), std::memory_order_relaxed);
+      if (g_base* gp = l.pop()) {
+        injectglist(mp, l);
+        casgstatus(gp, gstatus::waiting, gstatus::runnable);
+        return {gp, false};
+      }
+    }
+  }
   // Steal. Invariant 4: limit spinners to half the busy Ps, so that a
   // system with few runnable Gs does not burn every CPU looking for them.
   const int busy = static_cast<int>(procs_) - npidle_.load(std::memory_order_relaxed);
@@ -881,21 +976,30 @@ top:
       }
     }
   }
-  // Idle. If timers are pending, one M (Go's netpoller M) sleeps until the
-  // earliest; an earlier timer added meanwhile wakes it.
+  // Idle. If timers are pending or Gs wait for I/O, one M (Go's netpoller
+  // M) sleeps until the earliest timer, in the netpoller once there is one;
+  // an earlier timer, new I/O completions or shutdown wake it (invariant 6).
   for (;;) {
-    if (ntimers_.load(std::memory_order_acquire) != 0 && become_timer_sleeper(mp)) {
-      timer_sleep(mp);
+    if ((ntimers_.load(std::memory_order_acquire) != 0 || netpoll_waiters() != 0) &&
+        become_timer_sleeper(mp)) {
+      glist ready;
+      timer_sleep(mp, ready);
       p* pp2 = nullptr;
       {
         std::lock_guard<std::mutex> lk(lock_);
-        if (shutdown_) return {nullptr, false};
+        if (shutdown_ && ready.empty()) return {nullptr, false};
         pp2 = pidleget();
       }
       if (pp2 != nullptr) {
         acquirep(mp, pp2);
+        if (g_base* gp = ready.pop()) {
+          injectglist(mp, ready);
+          casgstatus(gp, gstatus::waiting, gstatus::runnable);
+          return {gp, false};
+        }
         goto top;  // which runs the expired timers
       }
+      injectglist(nullptr, ready);  // invariant 7: every P is busy
       run_timers(nanotime());  // every P busy: their Ms find what we ready
       continue;
     }
@@ -1035,6 +1139,7 @@ void basic_sched<Traits>::acquirep(m* mp, p* pp) {
   GORT_ASSERT(pp->mp == nullptr && pp->status.load(std::memory_order_relaxed) == pstatus::idle,
               "acquirep: P %d is not idle", pp->id);
   mp->pp = pp;
+  mp->pid = pp->id;
   pp->mp = mp;
   pp->status.store(pstatus::running, std::memory_order_release);
 }
@@ -1046,6 +1151,7 @@ typename basic_sched<Traits>::p* basic_sched<Traits>::releasep(m* mp) {
   pp->mp = nullptr;
   pp->curg.store(nullptr, std::memory_order_relaxed);
   mp->pp = nullptr;
+  mp->pid = -1;
   pp->status.store(pstatus::idle, std::memory_order_release);
   return pp;
 }
@@ -1161,6 +1267,9 @@ void* basic_sched<Traits>::mstart(void* arg) {
 template <class Traits>
 void basic_sched<Traits>::mexit(m* mp) {
   if (mp->pp != nullptr) handoffp(releasep(mp));
+  // A thread's exit cancels the io_uring requests it submitted: wait, with
+  // no P, until every one has completed (m_base).
+  mp->io_wait_before_exit();
   std::lock_guard<std::mutex> lk(lock_);
   --mcount_;
   freem_.push_back(mp);  // joined and freed by the next newm or the destructor
@@ -1298,6 +1407,7 @@ void basic_sched<Traits>::entersyscall() {
   pp->curg.store(nullptr, std::memory_order_relaxed);
   mp->oldp = pp;
   mp->pp = nullptr;
+  mp->pid = -1;
   pp->mp = nullptr;
   // store-release: pairs with sysmon's and exitsyscallfast's CAS.
   pp->status.store(pstatus::syscall, std::memory_order_release);
@@ -1441,22 +1551,41 @@ bool basic_sched<Traits>::become_timer_sleeper(m* mp) {
   if (shutdown_ || timer_sleeper_ != nullptr) return false;
   timer_sleeper_ = mp;
   sleeper_woken_ = false;
+  sleeper_in_poll_ = netpoll_inited();
+  netpoll_blocked_.store(sleeper_in_poll_, std::memory_order_relaxed);
   return true;
 }
 
-// Sleeps until the earliest timer, or until wake_timer_sleeper.
+// Sleeps until the earliest timer, or until wake_timer_sleeper; in the
+// netpoller when there is one (then Gs whose I/O completed go on ready).
 template <class Traits>
-void basic_sched<Traits>::timer_sleep(m* mp) {
+void basic_sched<Traits>::timer_sleep(m* mp, glist& ready) {
   const std::int64_t when = timer_earliest_.load(std::memory_order_acquire);
   const std::int64_t now = nanotime();
-  // INT64_MAX: the timers were stopped meanwhile; do not sleep (an M
-  // sleeping here would hide a deadlock from checkdead).
-  if (when != INT64_MAX && when > now) mp->park.sleep_for(when - now);
+  bool in_poll;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    in_poll = sleeper_in_poll_;
+  }
+  if (in_poll) {
+    // Block while Gs wait for I/O; with neither timers nor waiters, only
+    // look (sleeping would hide a deadlock from checkdead).
+    std::int64_t timeout = when == INT64_MAX ? (netpoll_waiters() != 0 ? -1 : 0)
+                                             : (when > now ? when - now : 0);
+    np_.load(std::memory_order_acquire)->poll(timeout, ready);
+    lastpoll_.store(nanotime(), std::memory_order_relaxed);
+  } else if (when != INT64_MAX && when > now) {
+    // INT64_MAX: the timers were stopped meanwhile; do not sleep (an M
+    // sleeping here would hide a deadlock from checkdead).
+    mp->park.sleep_for(when - now);
+  }
   {
     std::lock_guard<std::mutex> lk(lock_);
     timer_sleeper_ = nullptr;  // no wakeup can come after this
+    sleeper_in_poll_ = false;
+    netpoll_blocked_.store(false, std::memory_order_relaxed);
   }
-  mp->park.clear();  // invariant 8: only the sleeper clears
+  if (!in_poll) mp->park.clear();  // invariant 8: only the sleeper clears
 }
 
 // lock. An earlier timer, or shutdown: the sleeper must look again.
@@ -1464,7 +1593,8 @@ template <class Traits>
 void basic_sched<Traits>::wake_timer_sleeper() {
   if (timer_sleeper_ != nullptr && !sleeper_woken_) {
     sleeper_woken_ = true;
-    timer_sleeper_->park.wakeup();
+    if (sleeper_in_poll_) np_.load(std::memory_order_acquire)->wakeup();  // netpollBreak
+    else timer_sleeper_->park.wakeup();
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "../stack.hpp"
@@ -15,6 +16,7 @@
 #include "context.hpp"
 #include "note.hpp"
 #include "runq.hpp"
+#include "spinlock.hpp"
 #include "task.hpp"
 #include "timers.hpp"
 
@@ -49,6 +51,7 @@ enum class pstatus : std::uint32_t { idle, running, syscall };
 
 class sched_base;
 struct g_base;
+class netpoller_base;
 
 // What a G asks of its M's g0 when it switches there (Go's mcall(fn)).
 // Lives on the G's stack: g0 copies what it needs before making the G
@@ -88,8 +91,45 @@ struct g_base {
 // Out of line, and read fresh after every park: a G may resume on another
 // thread, whose TLS is elsewhere.
 inline thread_local g_base* tls_g = nullptr;
+// The part of an M that does not depend on the traits: what the netpoller
+// needs of the thread it runs on.
+struct m_base {
+  // The id of the P it holds, -1 for none (owner: acquirep / releasep). The
+  // io_uring poller submits to that P's ring.
+  int pid = -1;
+  // io_uring requests this thread submitted that have not completed. A
+  // thread's exit cancels them, so an M with any must not exit (mexit
+  // waits until the count is zero).
+  spinlock io_mu;
+  std::int64_t io_inflight = 0;  // io_mu
+  bool io_exiting = false;       // io_mu: mexit waits on io_exitnote
+  note io_exitnote;
+
+  // Reaper, any thread: one request of this M completed.
+  void io_done() noexcept {
+    std::lock_guard<spinlock> lk(io_mu);  // mexit may free us once it sees 0
+    if (--io_inflight == 0 && io_exiting) io_exitnote.wakeup();
+  }
+  void io_submitted() noexcept {
+    std::lock_guard<spinlock> lk(io_mu);
+    ++io_inflight;
+  }
+  // This M's thread, before it exits: waits for its requests.
+  void io_wait_before_exit() noexcept {
+    {
+      std::lock_guard<spinlock> lk(io_mu);
+      if (io_inflight == 0) return;
+      io_exiting = true;
+    }
+    io_exitnote.sleep();
+    // io_done woke us under io_mu: take it once so it has left.
+    std::lock_guard<spinlock> lk(io_mu);
+    io_exiting = false;
+  }
+};
+
 // The M whose thread this is (set once in mstart; g0 code never migrates).
-inline thread_local void* tls_m = nullptr;
+inline thread_local m_base* tls_m = nullptr;
 [[gnu::noinline]] inline g_base* current_g() noexcept {
   __asm__ volatile("" ::: "memory");
   return tls_g;
@@ -150,6 +190,9 @@ class sched_base {
   // Any thread: stop t if pending; returns whether it was (false: it has
   // fired or is firing, and its fn runs or ran).
   virtual bool del_timer(timer_node* t) = 0;
+  // Any G of this runtime: its netpoller, made on first use (netpoll.hpp).
+  // Throws std::system_error if no backend can be set up.
+  virtual netpoller_base* netpoller() = 0;
   virtual ~sched_base() = default;
 };
 
@@ -206,7 +249,7 @@ struct basic_p {
 };
 
 template <class Traits>
-struct basic_m {
+struct basic_m : m_base {
   using p = basic_p<Traits>;
 
   basic_sched<Traits>* owner = nullptr;

@@ -55,6 +55,18 @@ void basic_sched<Traits>::sysmon() {
       }
     }
     const std::int64_t now = nanotime();
+    // Poll the network if nobody has for 10 ms (every P busy with Gs that
+    // do not reach findrunnable): the Gs go to the global queue.
+    if (netpoll_waiters() != 0 && !netpoll_blocked_.load(std::memory_order_relaxed) &&
+        now - lastpoll_.load(std::memory_order_relaxed) > 10'000'000) {
+      lastpoll_.store(now, std::memory_order_relaxed);
+      glist l;
+      np_.load(std::memory_order_acquire)->poll(0, l);
+      if (!l.empty()) {
+        injectglist(nullptr, l);
+        idle = 0;
+      }
+    }
     if (retake(now) != 0) idle = 0;
     else ++idle;
     if (schedtrace_ms_ > 0 && now - last_trace >= schedtrace_ms_ * 1'000'000) {
@@ -156,6 +168,7 @@ void basic_sched<Traits>::checkdead() {
   if (gcount_.load(std::memory_order_acquire) == 0) return;
   if (runqsize_.load(std::memory_order_relaxed) != 0) return;  // being injected
   if (ntimers_.load(std::memory_order_acquire) != 0) return;   // a timer may wake one
+  if (netpoll_waiters() != 0) return;  // I/O may complete and wake one
   std::string report;
   int waiting = 0;
   {

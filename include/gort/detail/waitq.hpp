@@ -21,29 +21,10 @@
 #include "config.hpp"
 #include "note.hpp"
 #include "runtime2.hpp"
+#include "spinlock.hpp"
 
 GORT_BEGIN_NAMESPACE
 namespace detail {
-
-class spinlock {
- public:
-  void lock() noexcept {
-    for (int spins = 0;; ++spins) {
-      // exchange-acquire: pairs with the store-release in unlock().
-      if (!held_.exchange(true, std::memory_order_acquire)) return;
-      while (held_.load(std::memory_order_relaxed)) {
-        if (spins < 64) __builtin_ia32_pause();
-        else ::sched_yield();  // the holder may have been preempted
-        ++spins;
-      }
-    }
-  }
-  bool try_lock() noexcept { return !held_.exchange(true, std::memory_order_acquire); }
-  void unlock() noexcept { held_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> held_{false};
-};
 
 struct select_state;
 

@@ -1,0 +1,273 @@
+// gort/detail/netpoll.hpp: the netpoller interface (Go's netpoll.go).
+//
+// A G that does I/O parks; the netpoller completes the operation and hands
+// the G back to the scheduler. Two backends implement the interface:
+//
+//   uring_poller (netpoll_uring.hpp)  one io_uring per P. The G's request is
+//       an SQE submitted from the park's unlockf (the G is already parked,
+//       so its completion can never find it running); the CQE's user_data
+//       points at the op record on the parked G's stack.
+//   epoll_poller (netpoll_epoll.hpp)  Go's design: non-blocking fds
+//       registered once, edge-triggered; a G tries the syscall and parks on
+//       the fd's read or write slot when it would block.
+//
+// The scheduler sees only three things (proc.hpp): poll(timeout) to reap
+// completions (timeout 0 from findrunnable and sysmon; blocking from the
+// one M that sleeps until the next timer, Go's lastpoll rule, invariant 6),
+// wakeup() to break that M out (netpollBreak), and waiters() so that a G
+// waiting for I/O is never taken for a deadlock. The Gs a poll returns are
+// still `waiting`; the scheduler makes them runnable (injectglist,
+// invariant 7: never dropped).
+//
+// Choosing a backend: GORT_POLLER=uring|epoll forces one; by default
+// io_uring, and epoll with one line on stderr when io_uring is missing or
+// refused (ENOSYS, EPERM from seccomp or io_uring_disabled) or too old.
+// basic_runtime creates its poller on first use, so a runtime that does no
+// I/O opens no ring.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "config.hpp"
+#include "note.hpp"
+#include "runtime2.hpp"
+#include "timers.hpp"
+#include "waitq.hpp"
+
+GORT_BEGIN_NAMESPACE
+namespace detail {
+
+// A list of Gs through their one intrusive link (schedlink); a G readied
+// by the poller is on no other queue.
+struct glist {
+  g_base* head = nullptr;
+  g_base* tail = nullptr;
+  int n = 0;
+  void push(g_base* gp) noexcept {
+    gp->schedlink = nullptr;
+    if (tail != nullptr) tail->schedlink = gp;
+    else head = gp;
+    tail = gp;
+    ++n;
+  }
+  g_base* pop() noexcept {
+    g_base* gp = head;
+    if (gp != nullptr) {
+      head = gp->schedlink;
+      if (head == nullptr) tail = nullptr;
+      gp->schedlink = nullptr;
+      --n;
+    }
+    return gp;
+  }
+  bool empty() const noexcept { return head == nullptr; }
+};
+
+// One I/O request, as the public layer (net.hpp, fs.hpp) describes it.
+enum class op_kind : std::uint8_t {
+  read,     // read(2) on a pollable fd (pipe, eventfd): buf, len
+  recv,     // stream socket read: buf, len
+  send,     // stream socket write: buf, len (MSG_NOSIGNAL)
+  accept,   // addr/addrlen out; result: the new fd (close-on-exec)
+  connect,  // addr/addrlen in; result 0
+  recvmsg,  // msg
+  sendmsg,  // msg
+  pread,    // file read at off (off < 0: the file position)
+  pwrite,   // file write at off (off < 0: the file position)
+  fsync,    // file
+};
+
+struct io_req {
+  op_kind kind = op_kind::recv;
+  void* buf = nullptr;
+  std::size_t len = 0;
+  std::int64_t off = -1;
+  sockaddr* addr = nullptr;  // accept: out; connect: in
+  socklen_t* addrlen = nullptr;  // accept: in/out
+  socklen_t addrlen_in = 0;      // connect
+  msghdr* msg = nullptr;
+};
+
+// Per-fd state shared by the public objects and the backends (Go's
+// pollDesc + fdMutex). Owned by the poller, reused, never freed while the
+// poller lives: an epoll event may still carry a pointer to a closed one
+// (it then causes one spurious retry, never a use after free).
+struct fd_desc {
+  int fd = -1;
+  bool is_file = false;
+  // Ops in progress on fd; close() waits for them (Go's fdMutex refs).
+  // seq_cst with `closing`: an op increments then reads closing; close
+  // stores closing then reads refs (each sees the other).
+  std::atomic<int> refs{0};
+  std::atomic<bool> closing{false};
+  // Deadlines, nanotime(); 0: none. Read when an op starts.
+  std::atomic<std::int64_t> rdeadline{0};
+  std::atomic<std::int64_t> wdeadline{0};
+
+  spinlock mu;                 // guards what follows
+  g_base* closer = nullptr;    // mu: the G in close(), waiting for refs == 0
+  // epoll backend (mu): the op parked for readability / writability, and
+  // readiness that came while nobody waited (Go's pdReady).
+  void* rwait = nullptr;
+  void* wwait = nullptr;
+  bool rready = false;
+  bool wready = false;
+  fd_desc* next_free = nullptr;  // the poller's free list
+};
+
+class netpoller_base {
+ public:
+  virtual ~netpoller_base() = default;
+  virtual const char* name() const noexcept = 0;
+
+  // ---- the G side (net.hpp, fs.hpp) ----
+  // Sockets made for this poller should be non-blocking (epoll) or not
+  // (io_uring arms its own poll).
+  virtual bool wants_nonblocking() const noexcept = 0;
+  // Current G: starts tracking fd. Returns -errno on failure (the fd is
+  // then still the caller's to close).
+  fd_desc* open_fd(int fd, bool is_file, int* err) {
+    fd_desc* d = fd_alloc(fd, is_file);
+    if (int e = register_fd(d); e != 0) {
+      fd_free(d);
+      *err = e;
+      return nullptr;
+    }
+    *err = 0;
+    return d;
+  }
+  // Current G: one operation, parking the G until it completes. deadline:
+  // nanotime() (0: none). Returns the result, or -errno; -ETIMEDOUT when
+  // the deadline passed first, -EBADF when the fd is being closed. Always
+  // waits for the kernel to be done with the op's buffers.
+  virtual std::int64_t io(fd_desc* d, const io_req& r, std::int64_t deadline) = 0;
+  // Current G: close(). Marks d closing, cancels every op on it, waits
+  // until they have all returned, then closes the fd. d stays valid (every
+  // later op on it fails with -EBADF) until release_fd. Returns 0, -errno
+  // from close(2), or -EBADF if it was already closed.
+  int close_fd(fd_desc* d);
+  // Any thread, when the owning object dies: closes d if still open (it
+  // must have no op in progress then), and recycles it.
+  void release_fd(fd_desc* d) {
+    if (!d->closing.exchange(true, std::memory_order_seq_cst)) {
+      unregister_fd(d);
+      ::close(d->fd);
+    }
+    fd_free(d);
+  }
+
+  // Op bookkeeping for close_fd (Go's fdMutex). begin: false if closing.
+  static bool op_begin(fd_desc* d) noexcept {
+    d->refs.fetch_add(1, std::memory_order_seq_cst);
+    if (!d->closing.load(std::memory_order_seq_cst)) return true;
+    op_end(d);
+    return false;
+  }
+  static void op_end(fd_desc* d) noexcept;
+
+  // ---- the scheduler side ----
+  // Any M: reaps what completed, blocking at most timeout_ns (< 0: until
+  // something completes or wakeup(); 0: not at all). Readied Gs go on out,
+  // still in status waiting. Several Ms may poll at once; at most one with
+  // a timeout (the scheduler's rule).
+  virtual void poll(std::int64_t timeout_ns, glist& out) = 0;
+  // Any thread: a blocked poll() returns soon (Go's netpollBreak).
+  virtual void wakeup() noexcept = 0;
+  // Any thread: Gs parked on I/O (checkdead must not call them dead).
+  std::int64_t waiters() const noexcept { return nwait_.load(std::memory_order_acquire); }
+
+ protected:
+  virtual int register_fd(fd_desc* d) = 0;  // -errno
+  virtual void unregister_fd(fd_desc* d) noexcept = 0;
+  // Makes every op parked on d return (they see -EBADF).
+  virtual void cancel_fd(fd_desc* d) noexcept = 0;
+
+  fd_desc* fd_alloc(int fd, bool is_file) {
+    fd_desc* d = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(fd_mu_);
+      if (fd_free_ != nullptr) {
+        d = fd_free_;
+        fd_free_ = d->next_free;
+      } else {
+        fd_all_.push_back(std::make_unique<fd_desc>());
+        d = fd_all_.back().get();
+      }
+    }
+    std::lock_guard<spinlock> lk(d->mu);
+    d->fd = fd;
+    d->is_file = is_file;
+    d->refs.store(0, std::memory_order_relaxed);
+    d->closing.store(false, std::memory_order_relaxed);
+    d->rdeadline.store(0, std::memory_order_relaxed);
+    d->wdeadline.store(0, std::memory_order_relaxed);
+    d->closer = nullptr;
+    d->rwait = d->wwait = nullptr;
+    d->rready = d->wready = false;
+    d->next_free = nullptr;
+    return d;
+  }
+  void fd_free(fd_desc* d) {
+    std::lock_guard<std::mutex> lk(fd_mu_);
+    d->fd = -1;
+    d->next_free = fd_free_;
+    fd_free_ = d;
+  }
+
+  std::atomic<std::int64_t> nwait_{0};
+
+ private:
+  std::mutex fd_mu_;
+  std::vector<std::unique_ptr<fd_desc>> fd_all_;  // fd_mu_
+  fd_desc* fd_free_ = nullptr;                    // fd_mu_
+};
+
+inline void netpoller_base::op_end(fd_desc* d) noexcept {
+  if (d->refs.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
+  if (!d->closing.load(std::memory_order_seq_cst)) return;
+  g_base* gp = nullptr;
+  {
+    std::lock_guard<spinlock> lk(d->mu);
+    gp = std::exchange(d->closer, nullptr);
+  }
+  if (gp != nullptr) gp->sched->goready(gp);
+}
+
+namespace netpoll_impl {
+// unlockf of close: parks the closer unless the last op already ended.
+inline bool close_park(g_base* gp, void* arg) {
+  auto* d = static_cast<fd_desc*>(arg);
+  std::lock_guard<spinlock> lk(d->mu);
+  if (d->refs.load(std::memory_order_seq_cst) == 0) return false;
+  d->closer = gp;
+  return true;
+}
+}  // namespace netpoll_impl
+
+inline int netpoller_base::close_fd(fd_desc* d) {
+  // seq_cst exchange, then read refs (op_begin does the mirror image).
+  if (d->closing.exchange(true, std::memory_order_seq_cst)) return -EBADF;
+  cancel_fd(d);
+  if (d->refs.load(std::memory_order_seq_cst) != 0) {
+    g_base* gp = current_g();
+    GORT_ASSERT(gp != nullptr, "close_fd: not on a G");
+    gp->sched->gopark(&netpoll_impl::close_park, d, "IO close");
+  }
+  unregister_fd(d);
+  return ::close(d->fd) == 0 ? 0 : -errno;
+}
+
+// Makes the poller for a runtime (traits::poller::create); see
+// netpoll_uring.hpp / netpoll_epoll.hpp and default_poller in
+// netpoll_select.hpp.
+}  // namespace detail
+GORT_END_NAMESPACE

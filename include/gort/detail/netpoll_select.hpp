@@ -1,0 +1,76 @@
+// gort/detail/netpoll_select.hpp: which netpoller a runtime gets.
+//
+// default_traits::poller is default_poller: io_uring, or epoll when
+// io_uring is missing or refused (said once on stderr), or what
+// GORT_POLLER=uring|epoll asks for. A traits type may name its own poller
+// type instead: anything with
+//   static std::unique_ptr<detail::netpoller_base> create(unsigned procs);
+// (tests use that to force a backend or to wrap one).
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "config.hpp"
+#include "netpoll.hpp"
+#include "netpoll_epoll.hpp"
+#include "netpoll_uring.hpp"
+
+GORT_BEGIN_NAMESPACE
+namespace detail {
+
+struct uring_only_poller {
+  static std::unique_ptr<netpoller_base> create(unsigned procs) {
+    std::string why;
+    auto p = uring_poller::create(procs, why);
+    if (!p)
+      throw std::system_error(std::make_error_code(std::errc::function_not_supported),
+                              "gort: io_uring unavailable (" + why + ")");
+    return p;
+  }
+};
+
+struct epoll_only_poller {
+  static std::unique_ptr<netpoller_base> create(unsigned) {
+    std::string why;
+    auto p = epoll_poller::create(why);
+    if (!p)
+      throw std::system_error(std::make_error_code(std::errc::function_not_supported),
+                              "gort: epoll unavailable (" + why + ")");
+    return p;
+  }
+};
+
+struct default_poller {
+  static std::unique_ptr<netpoller_base> create(unsigned procs) {
+    const char* env = std::getenv("GORT_POLLER");
+    const bool force_epoll = env != nullptr && std::strcmp(env, "epoll") == 0;
+    const bool force_uring = env != nullptr && std::strcmp(env, "uring") == 0;
+    if (env != nullptr && *env != '\0' && !force_epoll && !force_uring) {
+      static std::once_flag bad;
+      std::call_once(bad, [env] {
+        std::fprintf(stderr, "gort: ignoring GORT_POLLER=%s (want uring or epoll)\n", env);
+      });
+    }
+    if (force_epoll) return epoll_only_poller::create(procs);
+    std::string why;
+    if (auto p = uring_poller::create(procs, why)) return p;
+    if (force_uring)
+      throw std::system_error(std::make_error_code(std::errc::function_not_supported),
+                              "gort: GORT_POLLER=uring, but io_uring is unavailable (" + why + ")");
+    static std::once_flag said;
+    std::call_once(said, [&why] {
+      std::fprintf(stderr, "gort: io_uring unavailable (%s); using epoll\n", why.c_str());
+    });
+    return epoll_only_poller::create(procs);
+  }
+};
+
+}  // namespace detail
+GORT_END_NAMESPACE

@@ -1,0 +1,684 @@
+// gort/net.hpp: TCP and UDP on the netpoller.
+//
+//   auto ln = gort::net::listen_tcp("127.0.0.1:0");      // port 0: ephemeral
+//   gort::go([&] { auto c = gort::net::dial_tcp(ln.local_addr().to_string());
+//                  c.write(gort::net::as_bytes("hi")); });
+//   gort::net::conn c = ln.accept();                      // parks the G
+//   std::byte buf[64];
+//   std::size_t n = c.read(buf);                          // 0 = EOF
+//
+// Every call parks the calling G, never the M, and must run on a G (outside
+// one it throws std::logic_error). Errors are reported asio-style: each
+// call throws std::system_error, or, given a std::error_code&, sets it and
+// returns. Deadlines are absolute (steady clock) and apply to the ops that
+// start after they are set; an op whose deadline passes fails with
+// std::errc::timed_out (the connection stays usable). An op on a closed
+// connection fails with std::errc::bad_file_descriptor; close() wakes the
+// Gs blocked on the connection with that error.
+//
+// Addresses are "host:port": "127.0.0.1:8080", "[::1]:0", ":8080" (all
+// interfaces), "localhost:80". Names are resolved with getaddrinfo inside
+// gort::blocking (Go does the same with its cgo resolver).
+//
+// Objects are move-only; destroying one closes it. A conn is not
+// synchronised: one G may read while another writes, and any G may
+// close(), but two concurrent reads (or writes) on one conn interleave.
+// Destroy every conn inside the runtime that made it (its poller owns the
+// fd's state).
+#pragma once
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "detail/config.hpp"
+#include "detail/netpoll.hpp"
+#include "detail/runtime2.hpp"
+#include "time.hpp"
+
+GORT_BEGIN_NAMESPACE
+namespace net {
+
+// Errors of gort::net that are not errno values.
+enum class error {
+  eof = 1,              // read_full: the peer closed before the buffer was full
+  bad_address,          // malformed "host:port"
+  no_address,           // the name resolved to no usable address
+};
+
+class error_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "gort.net"; }
+  std::string message(int ev) const override {
+    switch (static_cast<error>(ev)) {
+      case error::eof: return "end of stream before the buffer was full";
+      case error::bad_address: return "malformed address (want host:port, [v6]:port or :port)";
+      case error::no_address: return "the name has no usable address";
+    }
+    return "unknown gort.net error";
+  }
+};
+inline const std::error_category& error_category() noexcept {
+  static const error_category_impl c;
+  return c;
+}
+inline std::error_code make_error_code(error e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+// getaddrinfo's EAI_* codes.
+class resolver_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "gort.resolver"; }
+  std::string message(int ev) const override { return ::gai_strerror(ev); }
+};
+inline const std::error_category& resolver_category() noexcept {
+  static const resolver_category_impl c;
+  return c;
+}
+
+// Views for write(): as_bytes("text"), as_bytes(std::string).
+inline std::span<const std::byte> as_bytes(std::string_view s) noexcept {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+// An IPv4 or IPv6 endpoint.
+class address {
+ public:
+  address() noexcept = default;
+  address(const sockaddr* sa, socklen_t len) noexcept {
+    len_ = len > sizeof ss_ ? static_cast<socklen_t>(sizeof ss_) : len;
+    std::memcpy(&ss_, sa, len_);
+  }
+  // Numeric only ("1.2.3.4:80", "[::1]:0", ":80"); names need resolve().
+  static address parse(std::string_view s, std::error_code& ec);
+  static address parse(std::string_view s) {
+    std::error_code ec;
+    address a = parse(s, ec);
+    if (ec) throw std::system_error(ec, "gort::net::address::parse(\"" + std::string(s) + "\")");
+    return a;
+  }
+  int family() const noexcept { return ss_.ss_family; }
+  std::uint16_t port() const noexcept {
+    if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&ss_)->sin_port);
+    if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_port);
+    return 0;
+  }
+  // "127.0.0.1:8080", "[::1]:8080".
+  std::string to_string() const {
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (family() == AF_INET) {
+      ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss_)->sin_addr, host, sizeof host);
+      return std::string(host) + ":" + std::to_string(port());
+    }
+    if (family() == AF_INET6) {
+      ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_addr, host, sizeof host);
+      return "[" + std::string(host) + "]:" + std::to_string(port());
+    }
+    return "<no address>";
+  }
+  const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&ss_); }
+  sockaddr* data() noexcept { return reinterpret_cast<sockaddr*>(&ss_); }
+  socklen_t size() const noexcept { return len_; }
+  socklen_t capacity() const noexcept { return sizeof ss_; }
+  void resize(socklen_t n) noexcept { len_ = n; }
+  bool empty() const noexcept { return len_ == 0; }
+  friend bool operator==(const address& a, const address& b) noexcept {
+    return a.len_ == b.len_ && std::memcmp(&a.ss_, &b.ss_, a.len_) == 0;
+  }
+
+ private:
+  sockaddr_storage ss_{};
+  socklen_t len_ = 0;
+};
+
+namespace detail_net {
+
+using ::gort::detail::fd_desc;
+using ::gort::detail::io_req;
+using ::gort::detail::netpoller_base;
+using ::gort::detail::op_kind;
+
+inline netpoller_base* poller(const char* what) {
+  ::gort::detail::g_base* gp = ::gort::detail::current_g();
+  if (gp == nullptr)
+    throw std::logic_error(std::string("gort::net: ") + what +
+                           " must be called from inside a G (it parks the G)");
+  return gp->sched->netpoller();
+}
+
+inline std::error_code errno_code(std::int64_t neg) noexcept {
+  return {static_cast<int>(-neg), std::system_category()};
+}
+
+[[noreturn]] inline void throw_error(const std::error_code& ec, const std::string& what) {
+  throw std::system_error(ec, what);
+}
+
+// Splits "host:port" / "[v6]:port" / ":port". Port must be 0..65535.
+inline bool split_host_port(std::string_view s, std::string& host, std::uint16_t& port) {
+  std::string_view h, p;
+  if (!s.empty() && s.front() == '[') {
+    const auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+    h = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+  } else {
+    const auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    h = s.substr(0, colon);
+    if (h.find(':') != std::string_view::npos) return false;  // bare IPv6 needs brackets
+    p = s.substr(colon + 1);
+  }
+  if (p.empty() || p.size() > 5) return false;
+  unsigned v = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (v > 65535) return false;
+  host.assign(h);
+  port = static_cast<std::uint16_t>(v);
+  return true;
+}
+
+inline bool parse_numeric(const std::string& host, std::uint16_t port, address& out) {
+  if (host.empty()) {  // ":port": every IPv4 interface
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    out = address(reinterpret_cast<sockaddr*>(&a), sizeof a);
+    return true;
+  }
+  sockaddr_in a4{};
+  if (::inet_pton(AF_INET, host.c_str(), &a4.sin_addr) == 1) {
+    a4.sin_family = AF_INET;
+    a4.sin_port = htons(port);
+    out = address(reinterpret_cast<sockaddr*>(&a4), sizeof a4);
+    return true;
+  }
+  sockaddr_in6 a6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &a6.sin6_addr) == 1) {
+    a6.sin6_family = AF_INET6;
+    a6.sin6_port = htons(port);
+    out = address(reinterpret_cast<sockaddr*>(&a6), sizeof a6);
+    return true;
+  }
+  return false;
+}
+
+// Resolves "host:port" to candidates (numeric fast path; names through
+// getaddrinfo in gort::blocking, so the P goes on without this M).
+inline std::vector<address> resolve(std::string_view s, int socktype, std::error_code& ec) {
+  ec.clear();
+  std::string host;
+  std::uint16_t port = 0;
+  if (!split_host_port(s, host, port)) {
+    ec = make_error_code(error::bad_address);
+    return {};
+  }
+  address a;
+  if (parse_numeric(host, port, a)) return {a};
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = socktype;
+  hints.ai_flags = AI_ADDRCONFIG;
+  addrinfo* res = nullptr;
+  int rc;
+  {
+    ::gort::detail::sched_base* sched = ::gort::detail::current_g()->sched;
+    sched->entersyscall();
+    rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    sched->exitsyscall();
+  }
+  if (rc != 0) {
+    ec = rc == EAI_SYSTEM ? std::error_code(errno, std::system_category())
+                          : std::error_code(rc, resolver_category());
+    return {};
+  }
+  std::vector<address> out;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    address x(ai->ai_addr, ai->ai_addrlen);
+    if (ai->ai_family == AF_INET) reinterpret_cast<sockaddr_in*>(x.data())->sin_port = htons(port);
+    else reinterpret_cast<sockaddr_in6*>(x.data())->sin6_port = htons(port);
+    out.push_back(x);
+  }
+  ::freeaddrinfo(res);
+  if (out.empty()) ec = make_error_code(error::no_address);
+  return out;
+}
+
+inline std::int64_t to_deadline(clock::time_point tp) noexcept {
+  if (tp == clock::time_point{} || tp == clock::time_point::max()) return 0;
+  const std::int64_t ns = ::gort::detail::to_nanotime(tp);
+  return ns <= 0 ? 1 : ns;  // 0 means "none"; any past time expires
+}
+
+inline int make_socket(netpoller_base* np, int family, int type, std::error_code& ec) {
+  const int fd = ::socket(family, type | SOCK_CLOEXEC | (np->wants_nonblocking() ? SOCK_NONBLOCK : 0), 0);
+  if (fd < 0) ec = {errno, std::system_category()};
+  return fd;
+}
+
+// What conn, listener and udp_conn share: the fd's state in the poller.
+class socket_base {
+ public:
+  socket_base() noexcept = default;
+  socket_base(socket_base&& o) noexcept
+      : np_(std::exchange(o.np_, nullptr)), d_(std::exchange(o.d_, nullptr)) {}
+  socket_base& operator=(socket_base&& o) noexcept {
+    if (this != &o) {
+      release();
+      np_ = std::exchange(o.np_, nullptr);
+      d_ = std::exchange(o.d_, nullptr);
+    }
+    return *this;
+  }
+  ~socket_base() { release(); }
+
+  bool is_open() const noexcept {
+    return d_ != nullptr && !d_->closing.load(std::memory_order_acquire);
+  }
+  explicit operator bool() const noexcept { return is_open(); }
+  int native_handle() const noexcept { return d_ != nullptr ? d_->fd : -1; }
+
+  // Closes it; Gs blocked on it wake with bad_file_descriptor. Closing
+  // twice is an error (as Go's "use of closed network connection").
+  void close(std::error_code& ec) {
+    ec.clear();
+    if (d_ == nullptr) {
+      ec = std::make_error_code(std::errc::bad_file_descriptor);
+      return;
+    }
+    if (const int r = np_->close_fd(d_); r < 0) ec = errno_code(r);
+  }
+  void close() {
+    std::error_code ec;
+    close(ec);
+    if (ec) throw_error(ec, "gort::net: close");
+  }
+
+  // Deadlines (see the file comment). time_point{} clears one.
+  void set_deadline(clock::time_point tp) noexcept {
+    set_read_deadline(tp);
+    set_write_deadline(tp);
+  }
+  void set_read_deadline(clock::time_point tp) noexcept {
+    if (d_ != nullptr) d_->rdeadline.store(to_deadline(tp), std::memory_order_relaxed);
+  }
+  void set_write_deadline(clock::time_point tp) noexcept {
+    if (d_ != nullptr) d_->wdeadline.store(to_deadline(tp), std::memory_order_relaxed);
+  }
+
+  address local_addr() const {
+    address a;
+    socklen_t len = a.capacity();
+    if (d_ == nullptr || ::getsockname(d_->fd, a.data(), &len) != 0) return {};
+    a.resize(len);
+    return a;
+  }
+
+ protected:
+  socket_base(netpoller_base* np, fd_desc* d) noexcept : np_(np), d_(d) {}
+  bool check_open(std::error_code& ec) const noexcept {
+    if (d_ != nullptr) return true;
+    ec = std::make_error_code(std::errc::bad_file_descriptor);
+    return false;
+  }
+  std::int64_t io(const io_req& r, bool write) {
+    return np_->io(d_, r, (write ? d_->wdeadline : d_->rdeadline).load(std::memory_order_relaxed));
+  }
+  void release() noexcept {
+    if (d_ != nullptr) np_->release_fd(d_);
+    d_ = nullptr;
+    np_ = nullptr;
+  }
+
+ public:
+  // Internal: wraps fd in the poller (closes it on failure).
+  static fd_desc* adopt(netpoller_base* np, int fd, std::error_code& ec) {
+    int err = 0;
+    fd_desc* d = np->open_fd(fd, false, &err);
+    if (d == nullptr) {
+      ::close(fd);
+      ec = errno_code(err);
+    }
+    return d;
+  }
+
+ protected:
+  netpoller_base* np_ = nullptr;
+  fd_desc* d_ = nullptr;
+};
+
+}  // namespace detail_net
+
+// A TCP connection.
+class conn : public detail_net::socket_base {
+ public:
+  conn() noexcept = default;
+
+  // Reads what is available, at least one byte; 0 means EOF (or an empty
+  // buffer). May block the calling G, never the M.
+  std::size_t read(std::span<std::byte> buf, std::error_code& ec) {
+    ec.clear();
+    if (!check_open(ec) || buf.empty()) return 0;
+    detail_net::io_req r;
+    r.kind = detail_net::op_kind::recv;
+    r.buf = buf.data();
+    r.len = buf.size();
+    const std::int64_t n = io(r, false);
+    if (n < 0) {
+      ec = detail_net::errno_code(n);
+      return 0;
+    }
+    return static_cast<std::size_t>(n);
+  }
+  std::size_t read(std::span<std::byte> buf) {
+    std::error_code ec;
+    const std::size_t n = read(buf, ec);
+    if (ec) detail_net::throw_error(ec, "gort::net::conn::read");
+    return n;
+  }
+
+  // Reads exactly buf.size() bytes; error::eof if the stream ends first.
+  // Returns the bytes read (all of them unless ec is set).
+  std::size_t read_full(std::span<std::byte> buf, std::error_code& ec) {
+    std::size_t got = 0;
+    while (got < buf.size()) {
+      const std::size_t n = read(buf.subspan(got), ec);
+      if (ec) return got;
+      if (n == 0) {
+        ec = make_error_code(error::eof);
+        return got;
+      }
+      got += n;
+    }
+    return got;
+  }
+  std::size_t read_full(std::span<std::byte> buf) {
+    std::error_code ec;
+    const std::size_t n = read_full(buf, ec);
+    if (ec) detail_net::throw_error(ec, "gort::net::conn::read_full");
+    return n;
+  }
+
+  // Writes all of buf (or fails); returns the bytes written, all of them
+  // unless ec is set. A peer that is gone: broken_pipe / connection_reset.
+  std::size_t write(std::span<const std::byte> buf, std::error_code& ec) {
+    ec.clear();
+    if (!check_open(ec)) return 0;
+    std::size_t done = 0;
+    while (done < buf.size()) {
+      detail_net::io_req r;
+      r.kind = detail_net::op_kind::send;
+      r.buf = const_cast<std::byte*>(buf.data() + done);
+      r.len = buf.size() - done;
+      const std::int64_t n = io(r, true);
+      if (n < 0) {
+        ec = detail_net::errno_code(n);
+        return done;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    return done;
+  }
+  std::size_t write(std::span<const std::byte> buf) {
+    std::error_code ec;
+    const std::size_t n = write(buf, ec);
+    if (ec) detail_net::throw_error(ec, "gort::net::conn::write");
+    return n;
+  }
+
+  // Half-close: the peer reads EOF; we can still read.
+  void shutdown_write(std::error_code& ec) {
+    ec.clear();
+    if (!check_open(ec)) return;
+    if (::shutdown(d_->fd, SHUT_WR) != 0) ec = {errno, std::system_category()};
+  }
+  void shutdown_write() {
+    std::error_code ec;
+    shutdown_write(ec);
+    if (ec) detail_net::throw_error(ec, "gort::net::conn::shutdown_write");
+  }
+
+  void set_nodelay(bool on, std::error_code& ec) {
+    ec.clear();
+    if (!check_open(ec)) return;
+    const int v = on ? 1 : 0;
+    if (::setsockopt(d_->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
+      ec = {errno, std::system_category()};
+  }
+  void set_nodelay(bool on) {
+    std::error_code ec;
+    set_nodelay(on, ec);
+    if (ec) detail_net::throw_error(ec, "gort::net::conn::set_nodelay");
+  }
+
+  address remote_addr() const {
+    address a;
+    socklen_t len = a.capacity();
+    if (d_ == nullptr || ::getpeername(d_->fd, a.data(), &len) != 0) return {};
+    a.resize(len);
+    return a;
+  }
+
+ private:
+  friend class listener;
+  friend conn dial_tcp(std::string_view, std::error_code&);
+  conn(detail_net::netpoller_base* np, detail_net::fd_desc* d) noexcept : socket_base(np, d) {}
+};
+
+// A TCP listening socket.
+class listener : public detail_net::socket_base {
+ public:
+  listener() noexcept = default;
+
+  // Waits for a connection (the read deadline applies).
+  conn accept(std::error_code& ec) {
+    ec.clear();
+    if (!check_open(ec)) return {};
+    address peer;
+    socklen_t len = peer.capacity();
+    detail_net::io_req r;
+    r.kind = detail_net::op_kind::accept;
+    r.addr = peer.data();
+    r.addrlen = &len;
+    for (;;) {
+      const std::int64_t fd = io(r, false);
+      if (fd >= 0) {
+        detail_net::fd_desc* d = adopt(np_, static_cast<int>(fd), ec);
+        if (d == nullptr) return {};
+        return conn(np_, d);
+      }
+      // A connection that died in the backlog is not the listener's error.
+      if (fd == -ECONNABORTED || fd == -EINTR) continue;
+      ec = detail_net::errno_code(fd);
+      return {};
+    }
+  }
+  conn accept() {
+    std::error_code ec;
+    conn c = accept(ec);
+    if (ec) detail_net::throw_error(ec, "gort::net::listener::accept");
+    return c;
+  }
+
+ private:
+  friend listener listen_tcp(std::string_view, std::error_code&);
+  listener(detail_net::netpoller_base* np, detail_net::fd_desc* d) noexcept : socket_base(np, d) {}
+};
+
+// Listens on addr ("127.0.0.1:8080", "[::1]:0", ":0"); port 0 picks a free
+// port (see local_addr()).
+inline listener listen_tcp(std::string_view addr, std::error_code& ec) {
+  auto* np = detail_net::poller("listen_tcp");
+  auto addrs = detail_net::resolve(addr, SOCK_STREAM, ec);
+  if (ec) return {};
+  for (const address& a : addrs) {
+    ec.clear();
+    const int fd = detail_net::make_socket(np, a.family(), SOCK_STREAM, ec);
+    if (fd < 0) continue;
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, a.data(), a.size()) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+      ec = {errno, std::system_category()};
+      ::close(fd);
+      continue;
+    }
+    detail_net::fd_desc* d = detail_net::socket_base::adopt(np, fd, ec);
+    if (d != nullptr) return listener(np, d);
+  }
+  return {};
+}
+inline listener listen_tcp(std::string_view addr) {
+  std::error_code ec;
+  listener l = listen_tcp(addr, ec);
+  if (ec) detail_net::throw_error(ec, "gort::net::listen_tcp(\"" + std::string(addr) + "\")");
+  return l;
+}
+
+// Connects to addr, trying each resolved address in turn.
+inline conn dial_tcp(std::string_view addr, std::error_code& ec) {
+  auto* np = detail_net::poller("dial_tcp");
+  auto addrs = detail_net::resolve(addr, SOCK_STREAM, ec);
+  if (ec) return {};
+  for (const address& a : addrs) {
+    ec.clear();
+    const int fd = detail_net::make_socket(np, a.family(), SOCK_STREAM, ec);
+    if (fd < 0) continue;
+    detail_net::fd_desc* d = detail_net::socket_base::adopt(np, fd, ec);
+    if (d == nullptr) continue;
+    conn c(np, d);
+    detail_net::io_req r;
+    r.kind = detail_net::op_kind::connect;
+    r.addr = const_cast<sockaddr*>(a.data());
+    r.addrlen_in = a.size();
+    const std::int64_t res = np->io(d, r, 0);
+    if (res == 0) return c;
+    ec = detail_net::errno_code(res);
+  }
+  return {};
+}
+inline conn dial_tcp(std::string_view addr) {
+  std::error_code ec;
+  conn c = dial_tcp(addr, ec);
+  if (ec) detail_net::throw_error(ec, "gort::net::dial_tcp(\"" + std::string(addr) + "\")");
+  return c;
+}
+
+// A UDP socket bound to a local address.
+class udp_conn : public detail_net::socket_base {
+ public:
+  udp_conn() noexcept = default;
+
+  // Sends one datagram; returns its size.
+  std::size_t send_to(std::span<const std::byte> buf, const address& to, std::error_code& ec) {
+    ec.clear();
+    if (!check_open(ec)) return 0;
+    iovec iov{const_cast<std::byte*>(buf.data()), buf.size()};
+    msghdr msg{};
+    msg.msg_name = const_cast<sockaddr*>(to.data());
+    msg.msg_namelen = to.size();
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    detail_net::io_req r;
+    r.kind = detail_net::op_kind::sendmsg;
+    r.msg = &msg;
+    const std::int64_t n = io(r, true);
+    if (n < 0) {
+      ec = detail_net::errno_code(n);
+      return 0;
+    }
+    return static_cast<std::size_t>(n);
+  }
+  std::size_t send_to(std::span<const std::byte> buf, const address& to) {
+    std::error_code ec;
+    const std::size_t n = send_to(buf, to, ec);
+    if (ec) detail_net::throw_error(ec, "gort::net::udp_conn::send_to");
+    return n;
+  }
+
+  // Receives one datagram into buf (truncated to buf's size); returns its
+  // size and sender.
+  std::pair<std::size_t, address> recv_from(std::span<std::byte> buf, std::error_code& ec) {
+    ec.clear();
+    if (!check_open(ec)) return {0, {}};
+    address from;
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_name = from.data();
+    msg.msg_namelen = from.capacity();
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    detail_net::io_req r;
+    r.kind = detail_net::op_kind::recvmsg;
+    r.msg = &msg;
+    const std::int64_t n = io(r, false);
+    if (n < 0) {
+      ec = detail_net::errno_code(n);
+      return {0, {}};
+    }
+    from.resize(msg.msg_namelen);
+    return {static_cast<std::size_t>(n), from};
+  }
+  std::pair<std::size_t, address> recv_from(std::span<std::byte> buf) {
+    std::error_code ec;
+    auto r = recv_from(buf, ec);
+    if (ec) detail_net::throw_error(ec, "gort::net::udp_conn::recv_from");
+    return r;
+  }
+
+ private:
+  friend udp_conn listen_udp(std::string_view, std::error_code&);
+  udp_conn(detail_net::netpoller_base* np, detail_net::fd_desc* d) noexcept : socket_base(np, d) {}
+};
+
+// A UDP socket bound to addr (port 0: ephemeral).
+inline udp_conn listen_udp(std::string_view addr, std::error_code& ec) {
+  auto* np = detail_net::poller("listen_udp");
+  auto addrs = detail_net::resolve(addr, SOCK_DGRAM, ec);
+  if (ec) return {};
+  for (const address& a : addrs) {
+    ec.clear();
+    const int fd = detail_net::make_socket(np, a.family(), SOCK_DGRAM, ec);
+    if (fd < 0) continue;
+    if (::bind(fd, a.data(), a.size()) != 0) {
+      ec = {errno, std::system_category()};
+      ::close(fd);
+      continue;
+    }
+    detail_net::fd_desc* d = detail_net::socket_base::adopt(np, fd, ec);
+    if (d != nullptr) return udp_conn(np, d);
+  }
+  return {};
+}
+inline udp_conn listen_udp(std::string_view addr) {
+  std::error_code ec;
+  udp_conn u = listen_udp(addr, ec);
+  if (ec) detail_net::throw_error(ec, "gort::net::listen_udp(\"" + std::string(addr) + "\")");
+  return u;
+}
+
+}  // namespace net
+GORT_END_NAMESPACE
+
+template <>
+struct std::is_error_code_enum<gort::net::error> : std::true_type {};

@@ -1,0 +1,459 @@
+// gort::net, gort::fs and gort::signal on both netpoller backends (io_uring
+// and epoll, forced through the traits) and 1, 2 and 4 Ps.
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gort/gort.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct uring_traits : gort::default_traits {
+  using poller = gort::detail::uring_only_poller;
+};
+struct epoll_traits : gort::default_traits {
+  using poller = gort::detail::epoll_only_poller;
+};
+
+int count_fds() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d) != nullptr) ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+std::uint64_t fnv(const std::byte* p, std::size_t n, std::uint64_t h = 1469598103934665603ull) {
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<std::uint8_t>(p[i])) * 1099511628211ull;
+  return h;
+}
+
+std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+  std::vector<std::byte> v(n);
+  std::uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    b = static_cast<std::byte>(x);
+  }
+  return v;
+}
+
+template <class Traits, class F>
+void for_procs(F&& f) {
+  for (unsigned procs : {1u, 2u, 4u}) {
+    INFO("procs = " << procs);
+    const int fds_before = count_fds();
+    {
+      gort::basic_runtime<Traits> rt(gort::config{.procs = procs});
+      rt.run([&] { f(procs); });
+    }
+    CHECK(count_fds() == fds_before);  // every socket, ring and pipe closed
+  }
+}
+
+// An echo server G on ln: one G per connection, until ln closes.
+void serve_echo(gort::net::listener& ln, gort::wait_group& wg) {
+  wg.add(1);
+  gort::go([&ln, &wg] {
+    for (;;) {
+      std::error_code ec;
+      gort::net::conn c = ln.accept(ec);
+      if (ec) break;
+      wg.add(1);
+      gort::go([&wg](gort::net::conn c) {
+        std::byte buf[16384];
+        for (;;) {
+          std::error_code e;
+          const std::size_t n = c.read(buf, e);
+          if (e || n == 0) break;
+          c.write(std::span(buf, n), e);
+          if (e) break;
+        }
+        wg.done();
+      }, std::move(c));
+    }
+    wg.done();
+  });
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("net: echo round trips over many concurrent connections", "[net]",
+                   uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    const std::string addr = ln.local_addr().to_string();
+    gort::wait_group server;
+    serve_echo(ln, server);
+    constexpr int conns = 1000, rounds = 3;
+    std::atomic<int> ok{0};
+    gort::wait_group clients;
+    for (int i = 0; i < conns; ++i) {
+      clients.add(1);
+      gort::go([&, i] {
+        auto c = gort::net::dial_tcp(addr);
+        for (int r = 0; r < rounds; ++r) {
+          const std::string msg = "conn " + std::to_string(i) + " round " + std::to_string(r);
+          c.write(gort::net::as_bytes(msg));
+          std::string back(msg.size(), '\0');
+          c.read_full(std::as_writable_bytes(std::span(back)));
+          if (back == msg) ok.fetch_add(1);
+        }
+        clients.done();
+      });
+    }
+    clients.wait();
+    CHECK(ok.load() == conns * rounds);
+    ln.close();
+    server.wait();
+  });
+}
+
+TEMPLATE_TEST_CASE("net: 64 MiB each way with checksums; half-close", "[net]", uring_traits,
+                   epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    auto ln = gort::net::listen_tcp("[::1]:0");
+    CHECK(ln.local_addr().family() == AF_INET6);
+    gort::wait_group server;
+    serve_echo(ln, server);
+    const std::size_t total = 64u << 20;
+    const auto data = pattern(1 << 20, 7);
+    auto c = gort::net::dial_tcp(ln.local_addr().to_string());
+    std::uint64_t sent_sum = 1469598103934665603ull, got_sum = sent_sum;
+    gort::wait_group w;
+    w.add(1);
+    gort::go([&] {  // the writer, then half-close: the echo then ends
+      for (std::size_t off = 0; off < total; off += data.size())
+        sent_sum = fnv(data.data(), data.size(), sent_sum);
+      for (std::size_t off = 0; off < total; off += data.size()) c.write(data);
+      c.shutdown_write();
+      w.done();
+    });
+    std::vector<std::byte> buf(1 << 16);
+    std::size_t got = 0;
+    for (;;) {
+      const std::size_t n = c.read(buf);
+      if (n == 0) break;  // the server saw our EOF and closed
+      got_sum = fnv(buf.data(), n, got_sum);
+      got += n;
+    }
+    w.wait();
+    CHECK(got == total);
+    CHECK(got_sum == sent_sum);
+    ln.close();
+    server.wait();
+  });
+}
+
+TEMPLATE_TEST_CASE("net: errors are clear: refused, reset, bad addresses, closed", "[net]",
+                   uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    std::error_code ec;
+    // A port nobody listens on: bind one, close it, dial it.
+    std::string dead;
+    {
+      auto ln = gort::net::listen_tcp("127.0.0.1:0");
+      dead = ln.local_addr().to_string();
+    }
+    gort::net::dial_tcp(dead, ec);
+    CHECK(ec == std::errc::connection_refused);
+    CHECK_THROWS_AS(gort::net::dial_tcp(dead), std::system_error);
+
+    for (const char* bad : {"127.0.0.1", "1.2.3.4:99999", "::1:80", "[::1:80", "host:", "x:y"}) {
+      INFO(bad);
+      gort::net::listen_tcp(bad, ec);
+      CHECK(ec == gort::net::error::bad_address);
+    }
+    try {
+      gort::net::listen_tcp("nonsense");
+      FAIL("no throw");
+    } catch (const std::system_error& e) {
+      CHECK(std::string(e.what()).find("nonsense") != std::string::npos);
+    }
+
+    // Peer reset: the server closes with SO_LINGER 0.
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    auto c = gort::net::dial_tcp(ln.local_addr().to_string());
+    {
+      auto s = ln.accept();
+      linger lg{1, 0};
+      ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    std::byte b[8];
+    c.read(b, ec);
+    CHECK(ec == std::errc::connection_reset);
+
+    // A closed conn: every op fails with bad_file_descriptor; twice-close too.
+    c.close();
+    CHECK_FALSE(c.is_open());
+    c.read(b, ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    c.write(gort::net::as_bytes("x"), ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    c.close(ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    gort::net::conn none;
+    none.read(b, ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+
+    // Names resolve through getaddrinfo (in gort::blocking).
+    auto ln2 = gort::net::listen_tcp("localhost:0");
+    auto c2 = gort::net::dial_tcp("localhost:" + std::to_string(ln2.local_addr().port()));
+    auto s2 = ln2.accept();
+    CHECK(s2.remote_addr() == c2.local_addr());
+  });
+}
+
+TEMPLATE_TEST_CASE("net: deadlines fire mid-read and mid-accept, not when data comes first",
+                   "[net]", uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    std::error_code ec;
+    ln.set_deadline(gort::clock::now() + 20ms);
+    ln.accept(ec);
+    CHECK(ec == std::errc::timed_out);
+    ln.set_deadline({});
+
+    auto c = gort::net::dial_tcp(ln.local_addr().to_string());
+    auto s = ln.accept();
+    std::byte b[8];
+    const auto t0 = gort::clock::now();
+    c.set_read_deadline(t0 + 30ms);
+    CHECK(c.read(b, ec) == 0);
+    CHECK(ec == std::errc::timed_out);
+    CHECK(gort::clock::now() - t0 >= 30ms);
+    // The conn is still usable; data that comes first wins.
+    c.set_read_deadline(gort::clock::now() + 10s);
+    gort::go([&] { s.write(gort::net::as_bytes("ok")); });
+    CHECK(c.read(b) == 2);
+    c.set_read_deadline(gort::clock::now() - 1s);  // in the past: at once
+    c.read(b, ec);
+    CHECK(ec == std::errc::timed_out);
+    c.set_read_deadline({});
+    // Many short deadlines racing completions: each op ends exactly once.
+    int done = 0;
+    for (int i = 0; i < 200; ++i) {
+      c.set_read_deadline(gort::clock::now() + std::chrono::microseconds(i % 50));
+      gort::go([&] { s.write(gort::net::as_bytes("z"), ec); });
+      std::error_code e;
+      const std::size_t n = c.read(b, e);
+      if (!e) CHECK(n >= 1);
+      else CHECK(e == std::errc::timed_out);
+      ++done;
+    }
+    CHECK(done == 200);
+  });
+}
+
+TEMPLATE_TEST_CASE("net: close wakes a G blocked reading; accept on a closed listener", "[net]",
+                   uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    auto c = gort::net::dial_tcp(ln.local_addr().to_string());
+    auto s = ln.accept();
+    gort::chan<std::error_code> result(1);
+    gort::chan<int> started(1);
+    gort::go([&] {
+      std::byte b[8];
+      std::error_code ec;
+      started.send(1);
+      c.read(b, ec);
+      result.send(ec);
+    });
+    started.recv();
+    gort::sleep_for(5ms);  // let it park (either order is correct)
+    c.close();
+    CHECK(*result.recv() == std::errc::bad_file_descriptor);
+
+    gort::go([&] {
+      std::error_code ec;
+      ln.accept(ec);
+      result.send(ec);
+    });
+    gort::sleep_for(5ms);
+    ln.close();
+    CHECK(*result.recv() == std::errc::bad_file_descriptor);
+  });
+}
+
+TEMPLATE_TEST_CASE("net: UDP round trips", "[net]", uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    auto a = gort::net::listen_udp("127.0.0.1:0");
+    auto b = gort::net::listen_udp("127.0.0.1:0");
+    gort::go([&] {
+      std::byte buf[2048];
+      for (int i = 0; i < 100; ++i) {
+        auto [n, from] = b.recv_from(buf);
+        b.send_to(std::span(buf, n), from);
+      }
+    });
+    int ok = 0;
+    for (int i = 0; i < 100; ++i) {
+      const std::string msg = "datagram " + std::to_string(i);
+      a.send_to(gort::net::as_bytes(msg), b.local_addr());
+      std::byte buf[2048];
+      auto [n, from] = a.recv_from(buf);
+      if (from == b.local_addr() && std::string(reinterpret_cast<char*>(buf), n) == msg) ++ok;
+    }
+    CHECK(ok == 100);
+  });
+}
+
+TEMPLATE_TEST_CASE("fs: read/write/fsync at offsets with checksums; other Gs keep running",
+                   "[fs]", uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned procs) {
+    char path[] = "/tmp/gort_fs_test_XXXXXX";
+    const int tmp = ::mkstemp(path);
+    REQUIRE(tmp >= 0);
+    ::close(tmp);
+    {
+      auto f = gort::fs::file::open(path, O_RDWR | O_TRUNC);
+      constexpr int gs = 16;
+      constexpr std::size_t chunk = 256 * 1024;
+      std::atomic<int> ok{0};
+      std::atomic<bool> stop{false};
+      std::atomic<long> spins{0};
+      gort::wait_group spinner;
+      spinner.add(1);
+      gort::go([&] {  // a G that keeps running meanwhile
+        while (!stop.load()) {
+          spins.fetch_add(1);
+          gort::yield();
+        }
+        spinner.done();
+      });
+      gort::wait_group wg;
+      for (int i = 0; i < gs; ++i) {
+        wg.add(1);
+        gort::go([&, i] {
+          const auto data = pattern(chunk, static_cast<unsigned>(i));
+          f.write_at(data, static_cast<std::uint64_t>(i) * chunk);
+          f.fsync();
+          std::vector<std::byte> back(chunk);
+          std::size_t got = 0;
+          while (got < chunk) {
+            const std::size_t n =
+                f.read_at(std::span(back).subspan(got), static_cast<std::uint64_t>(i) * chunk + got);
+            if (n == 0) break;
+            got += n;
+          }
+          if (got == chunk && fnv(back.data(), chunk) == fnv(data.data(), chunk)) ok.fetch_add(1);
+          wg.done();
+        });
+      }
+      wg.wait();
+      stop.store(true);
+      spinner.wait();
+      CHECK(ok.load() == gs);
+      CHECK(f.size() == gs * chunk);
+      CHECK(spins.load() > 0);
+      std::byte b[4];
+      CHECK(f.read_at(b, f.size()) == 0);  // EOF
+      f.close();
+      std::error_code ec;
+      f.read_at(b, 0, ec);
+      CHECK(ec == std::errc::bad_file_descriptor);
+    }
+    std::error_code ec;
+    gort::fs::file::open("/nonexistent/dir/file", O_RDONLY, 0, ec);
+    CHECK(ec == std::errc::no_such_file_or_directory);
+    ::unlink(path);
+    (void)procs;
+  });
+}
+
+TEMPLATE_TEST_CASE("net: Ms exit (locked Gs end) while other Gs' I/O is in flight", "[net]",
+                   uring_traits, epoll_traits) {
+  // With io_uring a request belongs to the thread that submitted it, and a
+  // thread's exit cancels it. Readers park (their requests submitted by
+  // whichever M ran them, on few Ps likely the same Ms), then Gs that end
+  // locked to their threads make those Ms exit. Every read must still get
+  // its data, not ECANCELED.
+  for_procs<TestType>([](unsigned) {
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    constexpr int readers = 8;
+    std::vector<gort::net::conn> cs, ss;
+    for (int i = 0; i < readers; ++i) {
+      cs.push_back(gort::net::dial_tcp(ln.local_addr().to_string()));
+      ss.push_back(ln.accept());
+    }
+    gort::chan<int> parked(readers), got(readers);
+    for (int i = 0; i < readers; ++i)
+      gort::go([&, i] {
+        std::byte b[4];
+        parked.send(1);
+        std::error_code ec;
+        const std::size_t n = cs[static_cast<std::size_t>(i)].read_full(b, ec);
+        got.send(ec ? -ec.value() : static_cast<int>(n));
+      });
+    for (int i = 0; i < readers; ++i) parked.recv();
+    gort::sleep_for(5ms);  // the reads are parked in the poller
+    gort::wait_group wg;
+    for (int i = 0; i < 8; ++i) {
+      wg.add(1);
+      gort::go([&] {
+        gort::lock_os_thread();
+        gort::yield();
+        wg.done();  // ends locked: its M exits (Go's rule)
+      });
+    }
+    wg.wait();
+    gort::sleep_for(5ms);
+    for (auto& s : ss) s.write(gort::net::as_bytes("late"));
+    for (int i = 0; i < readers; ++i) CHECK(*got.recv() == 4);
+  });
+}
+
+TEMPLATE_TEST_CASE("signal: a notifier wakes a parked G; close() releases it", "[signal]",
+                   uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    gort::signal::notifier sig{SIGUSR1, SIGUSR2};
+    gort::chan<int> got(1);
+    gort::go([&] { got.send(sig.wait()); });
+    gort::sleep_for(2ms);
+    ::kill(::getpid(), SIGUSR2);
+    CHECK(*got.recv() == SIGUSR2);
+    gort::go([&] {
+      std::error_code ec;
+      sig.wait(ec);
+      got.send(ec == std::errc::bad_file_descriptor ? 1 : 0);
+    });
+    gort::sleep_for(2ms);
+    sig.close();
+    CHECK(*got.recv() == 1);
+    CHECK_THROWS_AS(gort::signal::notifier({SIGKILL}), std::invalid_argument);
+  });
+}
+
+TEST_CASE("net: outside a G the calls say so", "[net]") {
+  CHECK_THROWS_AS(gort::net::listen_tcp("127.0.0.1:0"), std::logic_error);
+  CHECK_THROWS_AS(gort::net::dial_tcp("127.0.0.1:1"), std::logic_error);
+}
+
+TEST_CASE("net: GORT_POLLER picks the backend", "[net]") {
+  for (const char* want : {"epoll", "uring"}) {
+    ::setenv("GORT_POLLER", want, 1);
+    gort::runtime rt(gort::config{.procs = 1});
+    const std::string name =
+        rt.run([] { return std::string(gort::detail::current_g()->sched->netpoller()->name()); });
+    CHECK(name == (std::strcmp(want, "epoll") == 0 ? "epoll" : "io_uring"));
+  }
+  ::unsetenv("GORT_POLLER");
+}
