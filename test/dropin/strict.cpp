@@ -5,8 +5,13 @@
 // clang++, then runs it.
 #include <gort/gort.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <shared_mutex>
 #include <stop_token>
@@ -89,7 +94,31 @@ int main() {
     (void)gort::blocking([] { return 1; });
     gort::lock_os_thread();
     gort::unlock_os_thread();
-    return total;  // 100 + 6 + 1 + 10 + 0 + 1 = 118
+
+    // net, fs, signal.
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    gort::go([addr = ln.local_addr().to_string()] {
+      auto c = gort::net::dial_tcp(addr);
+      c.set_nodelay(true);
+      c.write(gort::net::as_bytes("ping"));
+    });
+    gort::net::conn c = ln.accept();
+    std::byte buf[4];
+    total += static_cast<int>(c.read_full(buf));  // 4
+    auto udp = gort::net::listen_udp("127.0.0.1:0");
+    udp.send_to(gort::net::as_bytes("u"), udp.local_addr());
+    total += static_cast<int>(udp.recv_from(buf).first);  // 1
+    char path[] = "/tmp/gort-strict-XXXXXX";
+    const int fd = ::mkstemp(path);
+    if (fd >= 0) ::close(fd);
+    auto f = gort::fs::file::open(path, O_RDWR | O_TRUNC);
+    f.write_at(gort::net::as_bytes("abc"), 0);
+    total += static_cast<int>(f.read_at(buf, 0));  // 3
+    f.close();
+    ::unlink(path);
+    gort::signal::notifier sig{SIGUSR2};
+    sig.close();
+    return total;  // 100 + 6 + 1 + 10 + 0 + 1 + 4 + 1 + 3 = 126
   });
   gort::basic_runtime<small_traits> small(gort::config{.procs = 1});
   small.run([] {});
@@ -99,5 +128,5 @@ int main() {
   const gort::runtime_stats st = rt.stats();
   std::printf("strict: %d (Gs created %llu)\n", got,
               static_cast<unsigned long long>(st.gs_created));
-  return got == 118 ? 0 : 1;
+  return got == 126 ? 0 : 1;
 }
