@@ -402,6 +402,10 @@ basic_sched<Traits>::~basic_sched() {
   }
   {
     std::lock_guard<std::mutex> lk(allglock_);
+    {
+      std::lock_guard<std::mutex> dlk(debug_allgs.mu);
+      for (g* gp : allgs_) debug_allgs.unlink(&gp->allg);
+    }
     for (g* gp : allgs_) {
       if (gp->stk) stacks_.deallocate(gp->stk);
       delete gp;
@@ -535,7 +539,8 @@ void basic_sched<Traits>::gfput(p* pp, g* gp) {
   }
 }
 
-// A new G struct, registered in allgs (for checkdead and teardown).
+// A new G struct, registered in allgs (for checkdead and teardown) and in
+// debug_allgs (for debuggers).
 template <class Traits>
 typename basic_sched<Traits>::g* basic_sched<Traits>::malg() {
   auto gp = std::make_unique<g>();
@@ -543,6 +548,10 @@ typename basic_sched<Traits>::g* basic_sched<Traits>::malg() {
   gp->si.kind = "G";
   std::lock_guard<std::mutex> lk(allglock_);
   allgs_.push_back(gp.get());
+  {
+    std::lock_guard<std::mutex> dlk(debug_allgs.mu);  // leaf lock
+    debug_allgs.link(&gp->allg);
+  }
   return gp.release();
 }
 

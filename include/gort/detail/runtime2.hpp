@@ -14,6 +14,7 @@
 #include "../stack.hpp"
 #include "config.hpp"
 #include "context.hpp"
+#include "debug.hpp"
 #include "note.hpp"
 #include "runq.hpp"
 #include "spinlock.hpp"
@@ -82,6 +83,7 @@ struct g_base {
   std::uint32_t locked_count = 0;
   void* param = nullptr;        // passed by a waker (Go's gp.param)
   task fn;                      // the body; reset when it returns
+  allg_node allg;               // on debug_allgs while the struct lives (debug.hpp)
   gstatus status() const noexcept {
     return atomicstatus.load(std::memory_order_acquire);
   }
