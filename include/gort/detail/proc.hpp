@@ -1009,8 +1009,12 @@ top:
         goto top;  // which runs the expired timers
       }
       injectglist(nullptr, ready);  // invariant 7: every P is busy
-      run_timers(nanotime());  // every P busy: their Ms find what we ready
-      continue;
+      // Every P is busy: their Ms run the expired timers (findrunnable,
+      // and the fast path every global_queue_fairness schedules), in order
+      // and onto their own queues, as Go's Ps do; this M stops. The next
+      // M to go idle becomes the sleeper.
+      if (!stopm(mp)) return {nullptr, false};
+      goto top;
     }
     if (!stopm(mp)) return {nullptr, false};
     goto top;
