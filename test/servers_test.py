@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Smoke test of the example servers: each answers a real client over a
+socket and exits cleanly on SIGINT. Usage: servers_test.py ECHO HTTP_HELLO
+(GORT_POLLER picks the backend)."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+
+def start(exe, procs):
+    p = subprocess.Popen([exe, "--addr", "127.0.0.1:0", "--procs", str(procs)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()  # "<name>: listening on 127.0.0.1:PORT (...)"
+    if "listening on" not in line:
+        p.kill()
+        raise SystemExit(f"{exe}: no listening line: {line!r} {p.stderr.read()!r}")
+    hostport = line.split("listening on ")[1].split()[0]
+    host, port = hostport.rsplit(":", 1)
+    return p, (host, int(port))
+
+
+def stop(p, exe):
+    p.send_signal(signal.SIGINT)
+    try:
+        out, err = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise SystemExit(f"{exe}: did not exit on SIGINT")
+    if p.returncode != 0 or "stopped" not in out:
+        raise SystemExit(f"{exe}: exit {p.returncode}, out {out!r}, err {err!r}")
+
+
+def recv_exactly(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise SystemExit(f"EOF after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+def check_echo(exe, procs):
+    p, addr = start(exe, procs)
+    socks = [socket.create_connection(addr, timeout=10) for _ in range(20)]
+    for i, s in enumerate(socks):
+        msg = (f"hello {i} " * 1000).encode()
+        s.sendall(msg)
+        if recv_exactly(s, len(msg)) != msg:
+            raise SystemExit("echo: wrong bytes")
+    socks[0].shutdown(socket.SHUT_WR)
+    if socks[0].recv(1) != b"":
+        raise SystemExit("echo: no EOF after half-close")
+    for s in socks:
+        s.close()
+    # A connection still open at SIGINT: the server waits for it; close it.
+    idle = socket.create_connection(addr, timeout=10)
+    idle.sendall(b"x")
+    recv_exactly(idle, 1)
+    idle.close()
+    stop(p, exe)
+
+
+def http_responses(s, n):
+    data = b""
+    want = b"HTTP/1.1 200 OK"
+    while data.count(b"Hello, World!") < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit(f"http: EOF after {data!r}")
+        data += chunk
+    if data.count(want) != n:
+        raise SystemExit(f"http: {data!r}")
+    return data
+
+
+def check_http(exe, procs):
+    p, addr = start(exe, procs)
+    s = socket.create_connection(addr, timeout=10)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    http_responses(s, 1)
+    # Pipelining: three requests in one write, one with a body.
+    s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+              b"GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+    http_responses(s, 3)
+    # Connection: close is honoured.
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    http_responses(s, 1)
+    if s.recv(1) != b"":
+        raise SystemExit("http: not closed after Connection: close")
+    s.close()
+    # Garbage gets 400 and a close, and the server goes on.
+    b = socket.create_connection(addr, timeout=10)
+    b.sendall(b"NONSENSE\r\n\r\n")
+    reply = b.recv(4096)
+    if not reply.startswith(b"HTTP/1.1 400"):
+        raise SystemExit(f"http: garbage got {reply!r}")
+    b.close()
+    s = socket.create_connection(addr, timeout=10)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    http_responses(s, 1)
+    s.close()
+    stop(p, exe)
+
+
+def main():
+    echo, http = sys.argv[1], sys.argv[2]
+    for procs in (1, 2, 4):
+        check_echo(echo, procs)
+        check_http(http, procs)
+    print("servers ok with", os.environ.get("GORT_POLLER", "default"))
+
+
+if __name__ == "__main__":
+    main()
