@@ -122,6 +122,11 @@ struct fd_desc {
   bool rready = false;
   bool wready = false;
   fd_desc* next_free = nullptr;  // the poller's free list
+  // Bumped (store-release) each time the desc is set up for an fd; an
+  // epoll reaper load-acquires it before touching the desc. The kernel
+  // already orders epoll_ctl before the event; this makes it visible to
+  // TSan too.
+  std::atomic<std::uint32_t> gen{0};
 };
 
 class netpoller_base {
@@ -214,6 +219,7 @@ class netpoller_base {
     d->rwait = d->wwait = nullptr;
     d->rready = d->wready = false;
     d->next_free = nullptr;
+    d->gen.fetch_add(1, std::memory_order_release);
     return d;
   }
   void fd_free(fd_desc* d) {

@@ -112,6 +112,7 @@ class epoll_poller final : public netpoller_base {
         continue;
       }
       auto* d = static_cast<fd_desc*>(evs[i].data.ptr);
+      (void)d->gen.load(std::memory_order_acquire);  // pairs with fd_alloc's release
       const std::uint32_t e = evs[i].events;
       const bool rd = e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
       const bool wr = e & (EPOLLOUT | EPOLLHUP | EPOLLERR);
