@@ -11,6 +11,11 @@
 //                   state, sanitizer hooks compiled out)
 //   boost fiber     boost::context::fiber resume (saves FP control words)
 // Usage: switch_bench [iters] [rounds]
+//
+// bench/run drives it one variant per process instead (bench/harness.hpp):
+//   switch_bench --workload switch|switch_nofp|switch_coroutine|switch_boost --n N
+// prints one RESULT line: ns per switch, and check=ok when the coroutine
+// was resumed exactly N times.
 #include <boost/context/fiber.hpp>
 #include <gort/detail/coroutine.hpp>
 
@@ -22,18 +27,26 @@
 #include <sys/resource.h>
 #include <vector>
 
+#include "harness.hpp"
+
 namespace {
 
 using clk = std::chrono::steady_clock;
 using gort::detail::transfer;
 
 long iters = 5'000'000;
+// Bumped by the coroutine at every resume (the check of the one-variant
+// mode). A plain global: the store must happen before each opaque switch
+// anyway, so every variant pays the same one store per round trip.
+long resumed = 0;
 
 template <bool FP>
 void raw_entry(transfer t) noexcept {
-  for (;;)
+  for (;;) {
+    ++resumed;
     t = FP ? gort::detail::jump_fcontext(t.fctx, nullptr)
            : gort::detail::jump_fcontext_nofp(t.fctx, nullptr);
+  }
 }
 
 template <bool FP>
@@ -53,7 +66,10 @@ template <bool FP>
 double gort_coroutine(gort::stack_allocator& alloc) {
   using co = gort::detail::basic_coroutine<FP>;
   co c(alloc, 64 * 1024, [](co& self) {
-    for (;;) self.suspend();
+    for (;;) {
+      ++resumed;
+      self.suspend();
+    }
   });
   const auto t0 = clk::now();
   for (long i = 0; i < iters; ++i) c.resume();
@@ -64,7 +80,10 @@ double gort_coroutine(gort::stack_allocator& alloc) {
 double boost_fiber() {
   namespace ctx = boost::context;
   ctx::fiber f{[](ctx::fiber&& caller) {
-    for (;;) caller = std::move(caller).resume();
+    for (;;) {
+      ++resumed;
+      caller = std::move(caller).resume();
+    }
     return std::move(caller);
   }};
   const auto t0 = clk::now();
@@ -86,7 +105,35 @@ struct series {
 
 }  // namespace
 
+// One variant, one process: bench/run's way.
+template <class F>
+bench::outcome one(long n, F run) {
+  iters = std::max(1L, n / 10);  // warm up: stack pages, caches, predictors
+  run();
+  iters = n;
+  resumed = 0;
+  const double ns = run();
+  return {ns, resumed, n, {}};  // one resume per round trip
+}
+gort::stack_allocator& allocator() {
+  static gort::stack_allocator alloc;
+  return alloc;
+}
+
 int main(int argc, char** argv) {
+  const std::vector<bench::workload> table = {
+      {"switch", [](unsigned, long n) { return one(n, [] { return gort_raw<true>(allocator()); }); },
+       5'000'000, 500'000, {1}, "ns_per_op", "gort raw switch (FP control words kept); ns per switch"},
+      {"switch_nofp",
+       [](unsigned, long n) { return one(n, [] { return gort_raw<false>(allocator()); }); },
+       5'000'000, 500'000, {1}, "ns_per_op", "gort raw switch, nofp; ns per switch"},
+      {"switch_coroutine",
+       [](unsigned, long n) { return one(n, [] { return gort_coroutine<true>(allocator()); }); },
+       5'000'000, 500'000, {1}, "ns_per_op", "gort detail::coroutine; ns per switch"},
+      {"switch_boost", [](unsigned, long n) { return one(n, [] { return boost_fiber(); }); },
+       5'000'000, 500'000, {1}, "ns_per_op", "boost::context::fiber; ns per switch"},
+  };
+  if (const int rc = bench::child_main(table, argc, argv); rc >= 0) return rc;
   if (argc > 1) iters = std::atol(argv[1]);
   int rounds = argc > 2 ? std::atoi(argv[2]) : 7;
   if (iters <= 0 || rounds <= 0) {

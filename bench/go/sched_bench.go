@@ -1,16 +1,25 @@
 // Go twin of bench/sched_bench.cpp: the same workloads, the same algorithm,
 // so that the two runtimes' schedulers are what is compared.
 //
-//	sched_bench_go <yield|spawn|skynet> <procs> <n>
+//	sched_bench_go --workload yield|spawn|skynet --procs P --n N
 //
-// Prints one line: "<ns per op> <checksum>".
+// Prints one line, as every bench binary does (bench/harness.hpp):
+//
+//	RESULT workload=W procs=P n=N ns_per_op=X check=ok got=C peak_rss_kib=K
+//
+// or, when the workload's own check fails, check=FAIL and no figure (exit 1).
+// Build statically (CGO_ENABLED=0 GO111MODULE=off go build) so that the
+// binary runs on machines without Go.
 package main
 
 import (
+	"bufio"
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,55 +61,87 @@ func skynet(parent *node, num, size, div int64, root chan int64) {
 }
 
 func main() {
-	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: sched_bench_go <yield|spawn|skynet> <procs> <n>")
-		os.Exit(2)
-	}
-	procs, _ := strconv.Atoi(os.Args[2])
-	n, _ := strconv.ParseInt(os.Args[3], 10, 64)
-	runtime.GOMAXPROCS(procs)
+	workload := flag.String("workload", "", "yield, spawn or skynet")
+	procs := flag.Int("procs", 1, "GOMAXPROCS")
+	n := flag.Int64("n", 1000000, "operations (leaves for skynet)")
+	flag.Parse()
+	runtime.GOMAXPROCS(*procs)
 	var ns float64
-	var check int64
-	switch os.Args[1] {
+	var check, want int64
+	switch *workload {
 	case "yield":
 		// Two goroutines, each calling runtime.Gosched n times.
 		var wg sync.WaitGroup
+		var yields int64
 		start := time.Now()
 		for g := 0; g < 2; g++ {
 			wg.Add(1)
 			go func() {
-				for i := int64(0); i < n; i++ {
+				for i := int64(0); i < *n; i++ {
 					runtime.Gosched()
 				}
+				atomic.AddInt64(&yields, *n)
 				wg.Done()
 			}()
 		}
 		wg.Wait()
-		ns = float64(time.Since(start).Nanoseconds()) / float64(2*n)
-		check = 2 * n
+		ns = float64(time.Since(start).Nanoseconds()) / float64(2**n)
+		check, want = yields, 2**n
 	case "spawn":
 		var count int64
 		var wg sync.WaitGroup
 		start := time.Now()
-		wg.Add(int(n))
-		for i := int64(0); i < n; i++ {
+		wg.Add(int(*n))
+		for i := int64(0); i < *n; i++ {
 			go func() {
 				atomic.AddInt64(&count, 1)
 				wg.Done()
 			}()
 		}
 		wg.Wait()
-		ns = float64(time.Since(start).Nanoseconds()) / float64(n)
-		check = count
+		ns = float64(time.Since(start).Nanoseconds()) / float64(*n)
+		check, want = count, *n
 	case "skynet":
 		root := make(chan int64, 1)
 		start := time.Now()
-		go skynet(nil, 0, n, 10, root)
+		go skynet(nil, 0, *n, 10, root)
 		check = <-root
-		ns = float64(time.Since(start).Nanoseconds()) / float64(n)
+		ns = float64(time.Since(start).Nanoseconds()) / float64(*n)
+		want = *n * (*n - 1) / 2
 	default:
-		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
+		fmt.Fprintln(os.Stderr, "usage: sched_bench_go --workload yield|spawn|skynet --procs P --n N")
 		os.Exit(2)
 	}
-	fmt.Printf("%.3f %d\n", ns, check)
+	report(*workload, *procs, *n, ns, check, want, "")
+}
+
+// report prints the RESULT line; no figure when the check failed.
+func report(workload string, procs int, n int64, ns float64, got, want int64, extra string) {
+	if got != want {
+		fmt.Printf("RESULT workload=%s procs=%d n=%d check=FAIL got=%d want=%d\n", workload, procs, n, got, want)
+		os.Exit(1)
+	}
+	fmt.Printf("RESULT workload=%s procs=%d n=%d ns_per_op=%.3f check=ok got=%d%s peak_rss_kib=%d\n", workload, procs, n, ns, got, extra, statusKiB("VmHWM"))
+}
+
+// statusKiB reads a field of /proc/self/status (VmHWM: the peak RSS since
+// exec) in KiB.
+func statusKiB(field string) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, field+":") {
+			fs := strings.Fields(line[len(field)+1:])
+			if len(fs) > 0 {
+				v, _ := strconv.ParseInt(fs[0], 10, 64)
+				return v
+			}
+		}
+	}
+	return -1
 }
