@@ -107,11 +107,75 @@ def check_http(exe, procs):
     stop(p, exe)
 
 
+def resp(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def check_kv(exe, procs):
+    p, addr = start(exe, procs)
+    s = socket.create_connection(addr, timeout=10)
+    # Pipelined: every command in one write, replies in order.
+    reqs = (resp("PING") + resp("SET", "k", "v1") + resp("GET", "k") + resp("GET", "nokey")
+            + resp("INCR", "n") + resp("INCR", "n") + resp("INCR", "k")
+            + resp("MSET", "a", "1", "b", "2") + resp("MGET", "a", "b", "zz")
+            + resp("EXISTS", "a", "zz", "b") + resp("DEL", "a", "b", "zz")
+            + resp("ECHO", "hi there") + resp("ping", "x") + resp("NOPE")
+            + resp("GET"))
+    want = (b"+PONG\r\n+OK\r\n$2\r\nv1\r\n$-1\r\n:1\r\n:2\r\n"
+            b"-ERR value is not an integer or out of range\r\n+OK\r\n"
+            b"*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n:2\r\n:2\r\n$8\r\nhi there\r\n"
+            b"$1\r\nx\r\n-ERR unknown command 'NOPE'\r\n"
+            b"-ERR wrong number of arguments for 'GET' command\r\n")
+    s.sendall(reqs)
+    got = b""
+    while len(got) < len(want):
+        chunk = s.recv(65536)
+        if not chunk:
+            raise SystemExit(f"kv: EOF after {got!r}")
+        got += chunk
+    if got != want:
+        raise SystemExit(f"kv: got {got!r}\nwant {want!r}")
+    # A command split across writes.
+    whole = resp("SET", "big", "x" * 100000)
+    for i in range(0, len(whole), 777):
+        s.sendall(whole[i:i + 777])
+    if recv_exactly(s, 5) != b"+OK\r\n":
+        raise SystemExit("kv: split SET")
+    s.sendall(resp("GET", "big"))
+    if recv_exactly(s, len(b"$100000\r\n") + 100002) != b"$100000\r\n" + b"x" * 100000 + b"\r\n":
+        raise SystemExit("kv: GET big")
+    s.close()
+    # Malformed input: -ERR, then a clean close; the server goes on.
+    for bad in (b"GARBAGE\r\n", b"*2\r\n$3\r\nGETx\r\n", b"*-5\r\n", b"*1\r\n$-1\r\n"):
+        b = socket.create_connection(addr, timeout=10)
+        b.sendall(bad)
+        reply = b""
+        while True:
+            chunk = b.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        if not reply.startswith(b"-ERR Protocol error"):
+            raise SystemExit(f"kv: {bad!r} got {reply!r}")
+        b.close()
+    s = socket.create_connection(addr, timeout=10)
+    s.sendall(resp("GET", "k"))
+    if recv_exactly(s, 8) != b"$2\r\nv1\r\n":
+        raise SystemExit("kv: data lost after bad clients")
+    s.close()
+    stop(p, exe)
+
+
 def main():
-    echo, http = sys.argv[1], sys.argv[2]
+    echo, http, kv = sys.argv[1], sys.argv[2], sys.argv[3]
     for procs in (1, 2, 4):
         check_echo(echo, procs)
         check_http(http, procs)
+        check_kv(kv, procs)
     print("servers ok with", os.environ.get("GORT_POLLER", "default"))
 
 
