@@ -301,9 +301,14 @@ class basic_sched final : public sched_base {
   std::mutex allglock_;                // allglock
   std::vector<g*> allgs_;              // allglock: every G struct made
 
-  std::atomic<std::int64_t> gcount_{0};     // live Gs
-  std::atomic<std::uint64_t> gcreated_{0};
-  std::atomic<std::uint64_t> steals_{0};
+  // Live Gs plus every P's gcredit: never below the true count, exact
+  // when every P is idle (which is when checkdead and wait_all_gs need it
+  // to be zero). A P takes gcount_batch credits at once, spends one per
+  // spawn, earns one per exit and hands back the surplus in batches.
+  static constexpr std::int64_t gcount_batch = 16;
+  std::atomic<std::int64_t> gcount_{0};
+  std::atomic<std::uint64_t> gcreated_{0};  // spawned by threads without a P
+  std::atomic<std::uint64_t> steals_{0};    // unused: per P (nsteals)
   std::atomic<std::uint64_t> handoffs_{0};
   std::mutex gzero_mu_;
   std::condition_variable gzero_cv_;
@@ -441,7 +446,13 @@ runtime_stats basic_sched<Traits>::stats() {
   runtime_stats s;
   s.gs_created = gcreated_.load(std::memory_order_relaxed);
   s.gs_live = gcount_.load(std::memory_order_relaxed);
-  s.steals = steals_.load(std::memory_order_relaxed);
+  s.steals = 0;
+  for (auto& pp : allp_) {
+    s.gs_created += pp->ncreated.load(std::memory_order_relaxed);
+    s.gs_live -= pp->gcredit.load(std::memory_order_relaxed);
+    s.steals += pp->nsteals.load(std::memory_order_relaxed);
+  }
+  if (s.gs_live < 0) s.gs_live = 0;  // a racy snapshot
   s.handoffs = handoffs_.load(std::memory_order_relaxed);
   s.ms_spinning = nmspinning_.load(std::memory_order_relaxed);
   s.ps = static_cast<int>(procs_);
@@ -476,7 +487,15 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
   else newg->payload = typename Traits::g_payload{};
   newg->schedlink = nullptr;
   newg->fn = std::move(f);
-  newg->goid = next_goid.fetch_add(1, std::memory_order_relaxed);
+  if (pp != nullptr) {
+    if (pp->goidcache == pp->goidcacheend) {  // Go's goidcache: a batch at a time
+      pp->goidcache = next_goid.fetch_add(16, std::memory_order_relaxed);
+      pp->goidcacheend = pp->goidcache + 16;
+    }
+    newg->goid = pp->goidcache++;
+  } else {
+    newg->goid = next_goid.fetch_add(1, std::memory_order_relaxed);
+  }
   newg->si.id = newg->goid;
   newg->waitreason = "";
   newg->preempt.store(false, std::memory_order_relaxed);
@@ -484,8 +503,19 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
   newg->lockedm = nullptr;
   newg->locked_count = 0;
   newg->param = nullptr;
-  gcount_.fetch_add(1, std::memory_order_relaxed);
-  gcreated_.fetch_add(1, std::memory_order_relaxed);
+  if (pp != nullptr) {
+    std::int64_t c = pp->gcredit.load(std::memory_order_relaxed);
+    if (c == 0) {
+      gcount_.fetch_add(gcount_batch, std::memory_order_relaxed);
+      c = gcount_batch;
+    }
+    pp->gcredit.store(c - 1, std::memory_order_relaxed);
+    pp->ncreated.store(pp->ncreated.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
+  } else {
+    gcount_.fetch_add(1, std::memory_order_relaxed);
+    gcreated_.fetch_add(1, std::memory_order_relaxed);
+  }
   const std::uint64_t id = newg->goid;
   casgstatus(newg, newg->status() == gstatus::idle ? gstatus::idle : gstatus::dead,
              gstatus::runnable);
@@ -686,7 +716,7 @@ g_base* basic_sched<Traits>::globrunqget(p* pp, std::int64_t max) {
 template <class Traits>
 g_base* basic_sched<Traits>::runqsteal(p* pp, p* p2, bool steal_runnext) {
   if (g_base* gp = p2->runq.steal_into(pp->runq)) {
-    steals_.fetch_add(1, std::memory_order_relaxed);
+    pp->nsteals.store(pp->nsteals.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return gp;
   }
   if (!steal_runnext) return nullptr;
@@ -701,7 +731,7 @@ g_base* basic_sched<Traits>::runqsteal(p* pp, p* p2, bool steal_runnext) {
   }
   if (!p2->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
     return nullptr;
-  steals_.fetch_add(1, std::memory_order_relaxed);
+  pp->nsteals.store(pp->nsteals.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return next;
 }
 
@@ -1175,6 +1205,13 @@ void basic_sched<Traits>::pidleput(p* pp) {
   pp->link = pidle_;
   pidle_ = pp;
   npidle_.fetch_add(1, std::memory_order_seq_cst);
+  // An idle P holds no live-G credits: with every P idle, gcount_ is exact.
+  if (const std::int64_t c = pp->gcredit.exchange(0, std::memory_order_relaxed); c != 0) {
+    if (gcount_.fetch_sub(c, std::memory_order_acq_rel) == c) {
+      std::lock_guard<std::mutex> lk(gzero_mu_);
+      gzero_cv_.notify_all();
+    }
+  }
 }
 
 template <class Traits>
@@ -1400,9 +1437,15 @@ void basic_sched<Traits>::goexit0(m* mp, g_base* gp) {
   stackput(pp, gp->stk);
   gp->stk = {};
   gfput(pp, static_cast<g*>(gp));
-  if (gcount_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    std::lock_guard<std::mutex> lk(gzero_mu_);
-    gzero_cv_.notify_all();
+  // One credit earned (see gcount_); the surplus goes back in a batch. The
+  // count cannot reach zero here: this P still holds credits. It does in
+  // pidleput, when the last busy P goes idle.
+  const std::int64_t c = pp->gcredit.load(std::memory_order_relaxed) + 1;
+  if (c > 2 * gcount_batch) {
+    gcount_.fetch_sub(gcount_batch, std::memory_order_release);
+    pp->gcredit.store(c - gcount_batch, std::memory_order_relaxed);
+  } else {
+    pp->gcredit.store(c, std::memory_order_relaxed);
   }
 }
 

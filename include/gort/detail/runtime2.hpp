@@ -244,6 +244,21 @@ struct basic_p {
   // What it runs now, for sysmon (written by the owner in execute/dropg).
   std::atomic<g_base*> curg{nullptr};
 
+  // Per-P counters, so that spawning and exiting touch no shared cache
+  // line (a global counter bounced between 16 cores capped skynet's
+  // speedup at ~2x). Owner writes (relaxed: stats() and the debugger
+  // read them).
+  //   goidcache..goidcacheend: G ids taken from the global counter in
+  //     batches (Go's goidcache).
+  //   gcredit: live-G credits (see basic_sched::gcount_): the global count
+  //     over-counts by the sum of every P's credits, never under-counts,
+  //     and a P returns its credits when it goes idle (pidleput).
+  std::uint64_t goidcache = 0;
+  std::uint64_t goidcacheend = 0;
+  std::atomic<std::int64_t> gcredit{0};
+  std::atomic<std::uint64_t> ncreated{0};
+  std::atomic<std::uint64_t> nsteals{0};
+
   // Any thread: no G queued (local queue and runnext).
   bool runq_empty() const noexcept {
     return runq.empty() && runnext.load(std::memory_order_acquire) == nullptr;
