@@ -188,7 +188,7 @@ class netpoller_base {
   // Any thread: a blocked poll() returns soon (Go's netpollBreak).
   virtual void wakeup() noexcept = 0;
   // Any thread: Gs parked on I/O (checkdead must not call them dead).
-  std::int64_t waiters() const noexcept { return nwait_.load(std::memory_order_acquire); }
+  std::int64_t waiters() const noexcept { return nwait_.load(std::memory_order_seq_cst); }
 
  protected:
   virtual int register_fd(fd_desc* d) = 0;  // -errno

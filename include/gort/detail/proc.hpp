@@ -329,6 +329,7 @@ class basic_sched final : public sched_base {
   std::unique_ptr<netpoller_base> np_owner_;   // np_mu_
   std::atomic<netpoller_base*> np_{nullptr};
   std::atomic<std::int64_t> lastpoll_{0};      // nanotime of the last poll (sysmon)
+  std::atomic<bool> sysmon_polling_{false};    // sysmon holds reaped Gs (checkdead)
 
   pthread_t sysmon_thread_{};
   note sysmonnote_;

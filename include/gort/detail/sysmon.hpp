@@ -60,12 +60,16 @@ void basic_sched<Traits>::sysmon() {
     if (netpoll_waiters() != 0 && !netpoll_blocked_.load(std::memory_order_relaxed) &&
         now - lastpoll_.load(std::memory_order_relaxed) > 10'000'000) {
       lastpoll_.store(now, std::memory_order_relaxed);
+      // sysmon is not an M: while the Gs it reaped are on its list (no
+      // longer waiters, not yet queued), checkdead must not look.
+      sysmon_polling_.store(true, std::memory_order_seq_cst);
       glist l;
       np_.load(std::memory_order_acquire)->poll(0, l);
       if (!l.empty()) {
         injectglist(nullptr, l);
         idle = 0;
       }
+      sysmon_polling_.store(false, std::memory_order_seq_cst);
     }
     if (retake(now) != 0) idle = 0;
     else ++idle;
@@ -169,6 +173,11 @@ void basic_sched<Traits>::checkdead() {
   if (runqsize_.load(std::memory_order_relaxed) != 0) return;  // being injected
   if (ntimers_.load(std::memory_order_acquire) != 0) return;   // a timer may wake one
   if (netpoll_waiters() != 0) return;  // I/O may complete and wake one
+  // Read after the waiters (seq_cst both): a G sysmon reaped is either
+  // still a waiter, or on sysmon's list (flag set before the reap), or
+  // queued by now (the flag is cleared only after injectglist, under lock).
+  if (sysmon_polling_.load(std::memory_order_seq_cst)) return;
+  if (runqsize_.load(std::memory_order_relaxed) != 0) return;
   std::string report;
   int waiting = 0;
   {
