@@ -61,7 +61,8 @@ class basic_runtime {
   // stops the runtime's threads. Must not run on one of this runtime's Gs.
   ~basic_runtime() {
     if (s_->on_g())
-      GORT_FATAL("runtime destroyed from one of its own Gs (it would wait for itself)");
+      GORT_FATAL("runtime destroyed from one of its own Gs (it would wait for itself); "
+                 "destroy it outside the runtime, where run() is called");
     s_->wait_all_gs();
   }
 

@@ -143,7 +143,8 @@ class stack_allocator {
 
   ~stack_allocator() {
     if (in_use_ != 0)
-      GORT_FATAL("stack_allocator destroyed with %zu stacks still in use",
+      GORT_FATAL("stack_allocator destroyed with %zu stacks still in use "
+                 "(deallocate() each one first)",
                  in_use_);
     for (auto& [size, list] : pools_)
       for (const stack& s : list) release(s);

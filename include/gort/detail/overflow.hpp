@@ -120,8 +120,7 @@ inline void append_str(char* buf, std::size_t cap, std::size_t* pos,
   append_str(buf, sizeof buf, &pos, " bytes");
   append_str(buf, sizeof buf, &pos, how);
   append_str(buf, sizeof buf, &pos,
-             "); give it a larger stack (traits stack_size or the spawn "
-             "option)\n");
+             "); give it a larger stack (the runtime's traits stack_size)\n");
   write_all(STDERR_FILENO, buf, pos);
   std::abort();
 }

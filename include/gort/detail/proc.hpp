@@ -616,10 +616,12 @@ void basic_sched<Traits>::gentry(transfer t) noexcept {
   try {
     gp->fn();
   } catch (const std::exception& e) {
-    GORT_FATAL("uncaught exception in G %llu: %s",
+    GORT_FATAL("uncaught exception in G %llu: %s (catch it inside the G; runtime::run "
+               "hands its G's exception to the caller)",
                static_cast<unsigned long long>(gp->goid), e.what());
   } catch (...) {
-    GORT_FATAL("uncaught exception in G %llu (not derived from std::exception)",
+    GORT_FATAL("uncaught exception in G %llu (not derived from std::exception; catch it "
+               "inside the G)",
                static_cast<unsigned long long>(gp->goid));
   }
   gp->fn.reset();
@@ -1268,7 +1270,8 @@ void basic_sched<Traits>::newm(p* pp, bool spinning) {
   const int err = ::pthread_create(&th, &attr, &mstart, mp);
   ::pthread_attr_destroy(&attr);
   if (err != 0)
-    GORT_FATAL("newm: cannot create an OS thread (%s)", std::strerror(err));
+    GORT_FATAL("newm: cannot create an OS thread (%s); check the process's thread and "
+               "memory limits (ulimit -u, ulimit -v)", std::strerror(err));
   // Under the lock: the new thread may already have exited and be waiting
   // to be reaped; the reaper needs its handle and must not race this store.
   std::lock_guard<std::mutex> lk(lock_);
