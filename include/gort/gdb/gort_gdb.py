@@ -182,6 +182,16 @@ def _set_regs(regs):
         gdb.execute('set $%s = %d' % (name, regs[name]), to_string=True)
 
 
+class NoRegisters(gdb.GdbError):
+    """The selected thread's registers cannot be changed (a core file)."""
+
+    def __init__(self, g, why, pc):
+        gdb.GdbError.__init__(
+            self, 'gort: cannot load G %d\'s registers (%s); it resumes at %s'
+            % (g.goid, why, _describe_pc(pc)))
+        self.short = 'resumes at %s (no live process: no backtrace)' % _describe_pc(pc)
+
+
 def in_g_context(g, fn):
     """Runs fn() with the selected thread's registers replaced by the
     saved ones of parked G g; always restores them."""
@@ -201,9 +211,7 @@ def in_g_context(g, fn):
         try:
             _set_regs(regs)
         except gdb.error as e:
-            raise gdb.GdbError(
-                'gort: cannot load G %d\'s registers (%s); a core file? resume address: %s'
-                % (g.goid, e, _describe_pc(regs['rip'])))
+            raise NoRegisters(g, e, regs['rip'])
         return fn()
     finally:
         _set_regs(saved)
@@ -271,7 +279,7 @@ def _describe_pc(pc):
             block = block.superblock
             fn = block.function if block is not None else None
         if fn is not None:
-            return '%s (pc 0x%x)' % (fn.print_name, pc)
+            return '%s (pc 0x%x)' % (fn.print_name.split('(')[0], pc)
     except (gdb.error, RuntimeError):
         pass
     return 'pc 0x%x' % pc
@@ -305,6 +313,8 @@ def where(g):
         return '(not started)'
     try:
         w = in_g(g, where_now)
+    except NoRegisters as e:
+        return e.short
     except gdb.GdbError as e:
         return str(e)
     except gdb.error as e:
