@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <sys/resource.h>
 #include <vector>
@@ -134,6 +135,10 @@ int main(int argc, char** argv) {
        5'000'000, 500'000, {1}, "ns_per_op", "boost::context::fiber; ns per switch"},
   };
   if (const int rc = bench::child_main(table, argc, argv); rc >= 0) return rc;
+  if (argc > 1 && std::strcmp(argv[1], "--list") == 0) {
+    for (const auto& w : table) std::printf("%-16s %s\n", w.name, w.what);
+    return 0;
+  }
   if (argc > 1) iters = std::atol(argv[1]);
   int rounds = argc > 2 ? std::atoi(argv[2]) : 7;
   if (iters <= 0 || rounds <= 0) {
