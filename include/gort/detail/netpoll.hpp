@@ -116,7 +116,8 @@ struct fd_desc {
   spinlock mu;                 // guards what follows
   g_base* closer = nullptr;    // mu: the G in close(), waiting for refs == 0
   // epoll backend (mu): the op parked for readability / writability, and
-  // readiness that came while nobody waited (Go's pdReady).
+  // readiness that came while nobody waited (Go's pdReady). The io_uring
+  // backend uses rready alone, as the reading G's "try recv first" hint.
   void* rwait = nullptr;
   void* wwait = nullptr;
   bool rready = false;
