@@ -241,7 +241,12 @@ TEMPLATE_TEST_CASE("net: deadlines fire mid-read and mid-accept, not when data c
     CHECK(gort::clock::now() - t0 >= 30ms);
     // The conn is still usable; data that comes first wins.
     c.set_read_deadline(gort::clock::now() + 10s);
-    gort::go([&] { s.write(gort::net::as_bytes("ok")); });
+    gort::wait_group writers;  // every G that uses s ends before s does
+    writers.add(1);
+    gort::go([&] {
+      s.write(gort::net::as_bytes("ok"));
+      writers.done();
+    });
     CHECK(c.read(b) == 2);
     c.set_read_deadline(gort::clock::now() - 1s);  // in the past: at once
     c.read(b, ec);
@@ -251,9 +256,11 @@ TEMPLATE_TEST_CASE("net: deadlines fire mid-read and mid-accept, not when data c
     int done = 0;
     for (int i = 0; i < 200; ++i) {
       c.set_read_deadline(gort::clock::now() + std::chrono::microseconds(i % 50));
-      gort::go([&s] {
+      writers.add(1);
+      gort::go([&s, &writers] {
         std::error_code we;  // the conn may be mid-deadline: ignore errors
         s.write(gort::net::as_bytes("z"), we);
+        writers.done();
       });
       std::error_code e;
       const std::size_t n = c.read(b, e);
@@ -262,6 +269,7 @@ TEMPLATE_TEST_CASE("net: deadlines fire mid-read and mid-accept, not when data c
       ++done;
     }
     CHECK(done == 200);
+    writers.wait();
   });
 }
 
@@ -300,12 +308,15 @@ TEMPLATE_TEST_CASE("net: UDP round trips", "[net]", uring_traits, epoll_traits) 
   for_procs<TestType>([](unsigned) {
     auto a = gort::net::listen_udp("127.0.0.1:0");
     auto b = gort::net::listen_udp("127.0.0.1:0");
+    gort::wait_group echoer;
+    echoer.add(1);
     gort::go([&] {
       std::byte buf[2048];
       for (int i = 0; i < 100; ++i) {
         auto [n, from] = b.recv_from(buf);
         b.send_to(std::span(buf, n), from);
       }
+      echoer.done();
     });
     int ok = 0;
     for (int i = 0; i < 100; ++i) {
@@ -316,6 +327,7 @@ TEMPLATE_TEST_CASE("net: UDP round trips", "[net]", uring_traits, epoll_traits) 
       if (from == b.local_addr() && std::string(reinterpret_cast<char*>(buf), n) == msg) ++ok;
     }
     CHECK(ok == 100);
+    echoer.wait();
   });
 }
 
