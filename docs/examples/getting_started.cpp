@@ -69,11 +69,12 @@ int first_of_two() {
     gort::chan<int> fast(1), slow(1);
     gort::go([&] { gort::sleep_for(1ms); fast.send(1); });
     gort::go([&] { gort::sleep_for(50ms); slow.send(2); });
+    gort::timer timeout(5s);  // its channel receives once, after 5 s
     int got = 0;
     gort::select(  // parks until one case is ready; runs that case's function
         gort::on_recv(fast, [&](std::optional<int> v) { got = *v; }),
         gort::on_recv(slow, [&](std::optional<int> v) { got = *v; }),
-        gort::on_recv(*gort::after(5s), [&](auto) { got = -1; }));  // timeout
+        gort::on_recv(timeout.c(), [&](auto) { got = -1; }));
     slow.recv();  // the slow G uses our channels: wait for it before they go
     return got;   // 1
   });

@@ -107,7 +107,8 @@ def _registry():
 
 
 def all_gs(include_dead=False):
-    """Every G struct on debug_allgs, in list order (newest struct first)."""
+    """The Gs on debug_allgs (without dead and idle ones unless asked),
+    sorted by id, each with the thread that runs it if any."""
     reg = _registry()
     gbase = gdb.lookup_type(_NS + 'g_base')
     offset = None
