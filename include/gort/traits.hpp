@@ -17,6 +17,8 @@
 #include <cstdint>
 
 #include "detail/config.hpp"
+#include "detail/runq.hpp"
+#include "policy.hpp"
 
 GORT_BEGIN_NAMESPACE
 
@@ -54,6 +56,19 @@ struct default_traits {
   // Capacity of each P's local run queue (a power of two). Larger queues
   // spill to the global queue less often but make stealing coarser.
   static constexpr std::uint32_t run_queue_capacity = 256;
+
+  // Each P's local run queue, instantiated as run_queue<G, run_queue_capacity>
+  // with G the runtime's G base type. It must model gort::run_queue_policy
+  // (gort/policy.hpp: which members run on the owner, which on thieves,
+  // and what each must guarantee); gort::testing::check_run_queue tests
+  // a replacement (gort/testing/run_queue.hpp, docs/testing.md).
+  // The default is Go's runq: a lock-free FIFO ring, one owner, many
+  // thieves; put and get cost a few plain loads and one release store or
+  // CAS, a steal takes half with one CAS. What it trades away: order is
+  // strictly first in, first out (no priorities, the newest G runs last
+  // unless it took runnext), and thieves take the older half.
+  template <class G, std::uint32_t N>
+  using run_queue = detail::runq<G, N>;
 
   // Steal rounds over all Ps before a spinning M gives up (Go: 4).
   static constexpr int steal_tries = 4;

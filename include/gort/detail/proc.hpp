@@ -140,6 +140,12 @@ class basic_sched final : public sched_base {
   static_assert(Traits::run_queue_capacity >= 2 &&
                     (Traits::run_queue_capacity & (Traits::run_queue_capacity - 1)) == 0,
                 "gort traits: run_queue_capacity must be a power of two >= 2");
+  // The traits' run_queue: one static_assert per member (gort/policy.hpp).
+  static_assert(check_run_queue_policy<typename Traits::template run_queue<
+                                           g_base, Traits::run_queue_capacity>,
+                                       g_base, Traits::run_queue_capacity>(),
+                "gort traits: run_queue<G, N> must model gort::run_queue_policy "
+                "(see gort/policy.hpp and docs/api/policy.md)");
   static_assert(Traits::steal_tries >= 1, "gort traits: steal_tries must be >= 1");
   static_assert(Traits::global_queue_fairness >= 1,
                 "gort traits: global_queue_fairness must be >= 1");

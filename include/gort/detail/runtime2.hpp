@@ -231,9 +231,11 @@ struct basic_p {
   std::atomic<std::uint32_t> syscalltick{0};
   sysmontick sysmon;  // sysmon's thread only
 
-  // Local run queue (lock-free, see runq.hpp) and runnext: a G readied by
-  // the running G, run next, inheriting the time slice.
-  ::gort::detail::runq<g_base, Traits::run_queue_capacity> runq;
+  // Local run queue (the traits' run_queue, by default the lock-free
+  // runq.hpp; the contract is in gort/policy.hpp) and runnext: a G readied
+  // by the running G, run next, inheriting the time slice.
+  using run_queue_type = typename Traits::template run_queue<g_base, Traits::run_queue_capacity>;
+  run_queue_type runq;
   std::atomic<g_base*> runnext{nullptr};
 
   // Owner only: free Gs (no stacks) and a stack cache.

@@ -1,0 +1,211 @@
+// gort::testing::check_run_queue (gort/testing/run_queue.hpp): passes on
+// gort's own run queue, at several capacities and as the runtime
+// instantiates it, and fails with a message that names the problem on
+// queues with planted bugs, sequential and concurrent ones. Runs under
+// TSan in .ci/run, where the stress part also checks that each put
+// happens-before its take.
+#include <gort/policy.hpp>
+#include <gort/runtime.hpp>
+#include <gort/testing/run_queue.hpp>
+#include <gort/traits.hpp>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct item {
+  int id = 0;
+};
+
+bool mentions(const gort::testing::run_queue_check_result& r, const std::string& what) {
+  for (const std::string& f : r.failures)
+    if (f.find(what) != std::string::npos) return true;
+  return false;
+}
+
+// A queue under a mutex with one planted bug (or none).
+enum class bug { none, dup_on_steal, drop_when_full, grab_returns_zero, racy_steal, size_off };
+
+template <class G, std::uint32_t N, bug B>
+class planted {
+ public:
+  static constexpr std::uint32_t capacity = N;
+  bool put(G* gp) noexcept {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (q_.size() == N) return B == bug::drop_when_full;  // the bug: "true", gp dropped
+    q_.push_back(gp);
+    return true;
+  }
+  G* get() noexcept {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (q_.empty()) return nullptr;
+    G* gp = q_.front();
+    q_.pop_front();
+    return gp;
+  }
+  std::uint32_t grab_half_for_overflow(G** out) noexcept {
+    if constexpr (B == bug::grab_returns_zero) return 0;
+    std::lock_guard<std::mutex> lk(mu_);
+    if (q_.size() < N) return 0;
+    for (std::uint32_t i = 0; i < N / 2; ++i) {
+      out[i] = q_.front();
+      q_.pop_front();
+    }
+    return N / 2;
+  }
+  G* steal_into(planted& thief) noexcept {
+    G* batch[N];
+    std::size_t k = 0;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      k = q_.size() - q_.size() / 2;
+      for (std::size_t i = 0; i < k; ++i) batch[i] = q_[i];
+      if constexpr (B != bug::dup_on_steal && B != bug::racy_steal)
+        q_.erase(q_.begin(), q_.begin() + static_cast<long>(k));
+    }
+    if constexpr (B == bug::racy_steal) {
+      // Check-then-act: removes "the first k" in a second critical
+      // section; whatever the owner took meanwhile is taken twice, and
+      // what slid into place is lost. Sequentially it is correct.
+      std::this_thread::yield();
+      std::lock_guard<std::mutex> lk(mu_);
+      const std::size_t m = std::min(k, q_.size());
+      q_.erase(q_.begin(), q_.begin() + static_cast<long>(m));
+    }
+    if (k == 0) return nullptr;
+    std::lock_guard<std::mutex> lk(thief.mu_);
+    for (std::size_t i = 1; i < k; ++i) thief.q_.push_back(batch[i]);
+    return batch[0];
+  }
+  std::uint32_t size() const noexcept {
+    std::lock_guard<std::mutex> lk(mu_);
+    return static_cast<std::uint32_t>(q_.size()) + (B == bug::size_off && !q_.empty() ? 1 : 0);
+  }
+  bool empty() const noexcept { return size() == 0; }
+
+ private:
+  mutable std::mutex mu_;
+  std::deque<G*> q_;
+};
+
+gort::testing::run_queue_check_options quick() {
+  gort::testing::run_queue_check_options o;
+  o.stress_time = 300ms;
+  return o;
+}
+
+}  // namespace
+
+static_assert(gort::run_queue_policy<gort::default_traits::run_queue<item, 256>, item>);
+static_assert(gort::run_queue_policy<planted<item, 8, bug::none>, item>);
+static_assert(!gort::run_queue_policy<int, item>);
+struct no_steal {
+  static constexpr std::uint32_t capacity = 4;
+  bool put(item*);
+  item* get();
+  std::uint32_t grab_half_for_overflow(item**);
+  std::uint32_t size() const;
+  bool empty() const;
+};
+static_assert(!gort::run_queue_policy<no_steal, item>);
+static_assert(!gort::detail::rq_has_steal<no_steal, item>);
+
+TEST_CASE("check_run_queue: gort's own queue passes", "[run_queue_check]") {
+  const auto r = gort::testing::check_run_queue<gort::default_traits::run_queue<item, 256>>();
+  INFO(r.report());
+  REQUIRE(r.ok);
+  CHECK(r.stress_puts > 1000);
+  CHECK(r.stress_steals > 0);
+  CHECK(r.stress_overflows > 0);
+}
+
+TEST_CASE("check_run_queue: gort's queue at small capacities", "[run_queue_check]") {
+  const auto r2 = gort::testing::check_run_queue<gort::default_traits::run_queue<item, 2>>(quick());
+  INFO(r2.report());
+  CHECK(r2.ok);
+  const auto r8 = gort::testing::check_run_queue<gort::default_traits::run_queue<item, 8>>(quick());
+  INFO(r8.report());
+  CHECK(r8.ok);
+}
+
+TEST_CASE("check_run_queue: the queue as the runtime instantiates it", "[run_queue_check]") {
+  using q = gort::basic_runtime<>::traits_type::run_queue<gort::detail::g_base, 256>;
+  const auto r = gort::testing::check_run_queue<q>(quick());
+  INFO(r.report());
+  CHECK(r.ok);
+}
+
+TEST_CASE("check_run_queue: a correct locked queue passes", "[run_queue_check]") {
+  const auto r = gort::testing::check_run_queue<planted<item, 16, bug::none>>(quick());
+  INFO(r.report());
+  CHECK(r.ok);
+}
+
+TEST_CASE("check_run_queue: planted bugs fail with a message naming them", "[run_queue_check]") {
+  gort::testing::run_queue_check_options o = quick();
+  SECTION("steal_into leaves the stolen Gs in the victim") {
+    const auto r = gort::testing::check_run_queue<planted<item, 16, bug::dup_on_steal>>(o);
+    INFO(r.report());
+    CHECK_FALSE(r.ok);
+    CHECK(mentions(r, "not in the queue (duplicated or already taken)"));
+  }
+  SECTION("put says true on a full queue and drops the G") {
+    const auto r = gort::testing::check_run_queue<planted<item, 16, bug::drop_when_full>>(o);
+    INFO(r.report());
+    CHECK_FALSE(r.ok);
+    CHECK(mentions(r, "fill: put succeeded on a full queue"));
+  }
+  SECTION("grab_half_for_overflow returns 0 on a full queue") {
+    const auto r = gort::testing::check_run_queue<planted<item, 16, bug::grab_returns_zero>>(o);
+    INFO(r.report());
+    CHECK_FALSE(r.ok);
+    CHECK(mentions(r, "returned 0 on a full queue"));
+  }
+  SECTION("size() is off by one") {
+    const auto r = gort::testing::check_run_queue<planted<item, 16, bug::size_off>>(o);
+    INFO(r.report());
+    CHECK_FALSE(r.ok);
+    CHECK(mentions(r, "size()"));
+  }
+  SECTION("a steal that races the owner: only the concurrent part sees it") {
+    o.stress_time = 2s;  // bounded: it stops at the first failure
+    const auto r = gort::testing::check_run_queue<planted<item, 64, bug::racy_steal>>(o);
+    INFO(r.report());
+    CHECK_FALSE(r.ok);
+    for (const std::string& f : r.failures) CHECK(f.rfind("stress: ", 0) == 0);
+    gort::testing::run_queue_check_options seq = o;
+    seq.stealers = 0;
+    CHECK(gort::testing::check_run_queue<planted<item, 64, bug::racy_steal>>(seq).ok);
+  }
+}
+
+TEST_CASE("require_run_queue throws the report", "[run_queue_check]") {
+  gort::testing::run_queue_check_options o = quick();
+  o.stealers = 0;
+  CHECK_NOTHROW(gort::testing::require_run_queue<planted<item, 8, bug::none>>(o));
+  try {
+    gort::testing::require_run_queue<planted<item, 8, bug::drop_when_full>>(o);
+    FAIL("no exception");
+  } catch (const gort::testing::run_queue_check_error& e) {
+    CHECK_FALSE(e.result().ok);
+    CHECK(std::string(e.what()).find("put succeeded on a full queue") != std::string::npos);
+  }
+}
+
+TEST_CASE("check_run_queue: stress time is configurable", "[run_queue_check]") {
+  gort::testing::run_queue_check_options o;
+  o.stress_time = 50ms;
+  o.stealers = 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = gort::testing::check_run_queue<gort::default_traits::run_queue<item, 64>>(o);
+  CHECK(r.ok);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+}
