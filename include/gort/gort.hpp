@@ -7,6 +7,7 @@
 #include "fs.hpp"
 #include "go.hpp"
 #include "net.hpp"
+#include "policy.hpp"
 #include "select.hpp"
 #include "signal.hpp"
 #include "time.hpp"
