@@ -112,6 +112,10 @@ class basic_runtime {
   runtime_stats stats() const { return s_->stats(); }
   unsigned procs() const noexcept { return s_->procs(); }
 
+ protected:
+  // For runtimes built on this one (gort::testing::sim_runtime).
+  detail::basic_sched<Traits>& sched() noexcept { return *s_; }
+
  private:
   std::unique_ptr<detail::basic_sched<Traits>> s_;
 };

@@ -91,7 +91,7 @@ class mutex {
         continue;
       }
       detail::waiter w;
-      if (wait_start == 0) wait_start = detail::nanotime();
+      if (wait_start == 0) wait_start = detail::sched_nanotime();
       w.enqueued_ns = wait_start;
       q_.push_back(&w);
       detail::block(w, q_lock_, "sync.Mutex.Lock");
@@ -113,7 +113,7 @@ class mutex {
       return;
     }
     const bool starved = (s & starving) != 0 ||
-                         detail::nanotime() - w->enqueued_ns > starvation_ns;
+                         detail::sched_nanotime() - w->enqueued_ns > starvation_ns;
     std::uint32_t next = q_.empty() ? 0 : waiters;
     if (starved) {
       // Hand-off: the mutex stays locked, now owned by w.

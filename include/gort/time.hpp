@@ -112,6 +112,11 @@ inline bool sleep_until_ns(std::int64_t when, std::stop_token* token) {
 
 }  // namespace detail
 
+// The time on the calling G's runtime clock: steady_clock's time, or, in a
+// deterministic runtime (gort::testing::sim_runtime), its virtual time.
+// Compute deadlines from it (gort::now() + 50ms) and they hold in both.
+inline clock::time_point now() noexcept { return detail::from_nanotime(detail::sched_nanotime()); }
+
 // Parks the current G until tp (blocks the thread outside a G). A deadline
 // in the past still yields once.
 inline void sleep_until(clock::time_point tp) {
@@ -123,7 +128,7 @@ inline void sleep_until(clock::time_point tp) {
 }
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
-  sleep_until(clock::now() + std::chrono::duration_cast<clock::duration>(d));
+  sleep_until(now() + std::chrono::duration_cast<clock::duration>(d));
 }
 
 // The same, cut short by a stop request: returns false if it was.
@@ -138,8 +143,7 @@ inline bool sleep_until(clock::time_point tp, std::stop_token token) {
 }
 template <class Rep, class Period>
 bool sleep_for(std::chrono::duration<Rep, Period> d, std::stop_token token) {
-  return sleep_until(clock::now() + std::chrono::duration_cast<clock::duration>(d),
-                     std::move(token));
+  return sleep_until(now() + std::chrono::duration_cast<clock::duration>(d), std::move(token));
 }
 
 // Go's time.Timer: its channel c() receives the firing time once. stop()
@@ -150,7 +154,7 @@ class timer {
   template <class Rep, class Period>
   explicit timer(std::chrono::duration<Rep, Period> d)
       : s_(std::make_shared<state>(detail::require_runtime("gort::timer"))) {
-    arm(clock::now() + std::chrono::duration_cast<clock::duration>(d));
+    arm(now() + std::chrono::duration_cast<clock::duration>(d));
   }
   timer(const timer&) = delete;
   timer& operator=(const timer&) = delete;
@@ -167,7 +171,7 @@ class timer {
   template <class Rep, class Period>
   bool reset(std::chrono::duration<Rep, Period> d) {
     const bool was = stop();
-    arm(clock::now() + std::chrono::duration_cast<clock::duration>(d));
+    arm(now() + std::chrono::duration_cast<clock::duration>(d));
     return was;
   }
 
@@ -194,8 +198,7 @@ class timer {
       }
     }
     if (!keep) return;  // stopped meanwhile
-    clock::time_point now = clock::now();
-    s->ch.try_send(now);  // a full channel drops the tick, as in Go
+    s->ch.try_send(detail::from_nanotime(s->sched->now()));  // full: the tick is dropped, as in Go
   }
 
   void arm(clock::time_point tp) {
@@ -233,10 +236,10 @@ std::shared_ptr<chan<clock::time_point>> after(std::chrono::duration<Rep, Period
     std::shared_ptr<holder> self;
   };
   auto h = std::make_shared<holder>(detail::require_runtime("gort::after"));
-  h->when = detail::to_nanotime(clock::now() + std::chrono::duration_cast<clock::duration>(d));
+  h->when = detail::to_nanotime(now() + std::chrono::duration_cast<clock::duration>(d));
   h->fn = [](detail::timer_node* t) {
     std::shared_ptr<holder> keep = std::move(static_cast<holder*>(t)->self);
-    keep->ch.try_send(clock::now());
+    keep->ch.try_send(detail::from_nanotime(keep->sched->now()));
   };
   h->self = h;
   h->sched->add_timer(h.get());

@@ -39,6 +39,9 @@ struct config {
   // A G that keeps its P this long without reaching a yield point is
   // reported once on stderr (a debug aid, not a crash). 0: the default (1 s).
   std::int64_t hog_report_ms = 0;
+  // Deterministic runtimes only (traits::deterministic, gort::testing::
+  // sim_runtime): the seed of the PRNG that picks the next G to run.
+  std::uint64_t seed = 0;
 };
 
 struct default_traits {
@@ -52,6 +55,13 @@ struct default_traits {
   // what a G really uses is what it touches. Deep recursion or large locals
   // need more; 100k+ parked Gs want smaller.
   static constexpr std::size_t stack_size = 256 * 1024;
+
+  // A deterministic runtime (gort::testing::sim_runtime): one P, the next
+  // G to run picked among all runnable ones by a PRNG seeded from
+  // config.seed, a virtual clock that jumps to the next timer when every G
+  // is blocked, no sysmon, and a deadlock reported to run()'s caller
+  // instead of aborting. Same seed, same interleaving. For tests only.
+  static constexpr bool deterministic = false;
 
   // Capacity of each P's local run queue (a power of two). Larger queues
   // spill to the global queue less often but make stealing coarser.

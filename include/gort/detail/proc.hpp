@@ -67,6 +67,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -181,6 +182,19 @@ class basic_sched final : public sched_base {
   void unlock_os_thread() override;
   void add_timer(timer_node* t) override;
   bool del_timer(timer_node* t) override;
+  std::int64_t now() const noexcept override {
+    if constexpr (det) return vclock_.load(std::memory_order_acquire);
+    else return nanotime();
+  }
+  // Deterministic runtimes: what to do instead of aborting on a deadlock
+  // (called with the report, on g0, under sched.lock) and with an
+  // exception that escapes a G. Set before the first G runs.
+  void set_sim_hooks(std::function<void(std::string)> on_deadlock,
+                     std::function<void(std::exception_ptr)> on_failure) {
+    std::lock_guard<std::mutex> lk(lock_);
+    sim_deadlock_ = std::move(on_deadlock);
+    sim_failure_ = std::move(on_failure);
+  }
   netpoller_base* netpoller() override {
     // load-acquire: pairs with the store-release in netpoller_slow.
     netpoller_base* np = np_.load(std::memory_order_acquire);
@@ -207,6 +221,7 @@ class basic_sched final : public sched_base {
   gort::stack stackget(p* pp);
   void stackput(p* pp, gort::stack s);
   static void gentry(transfer t) noexcept;
+  static void escaped(g_base* gp, std::exception_ptr e) noexcept;
   void mcall(g_base* gp, mcall_rec& rec, bool last = false) noexcept;
 
   // ---- run queues ----
@@ -337,6 +352,19 @@ class basic_sched final : public sched_base {
   std::atomic<std::int64_t> lastpoll_{0};      // nanotime of the last poll (sysmon)
   std::atomic<bool> sysmon_polling_{false};    // sysmon holds reaped Gs (checkdead)
 
+  // ---- deterministic runtimes (Traits::deterministic) ----
+  // One P; every runnable G of the P sits in simq_ (no ring, no runnext)
+  // and runqget picks one with sim_rng_; the clock is vclock_, advanced
+  // only when every G is blocked (timer_sleep); no sysmon thread.
+  static constexpr bool det = Traits::deterministic;
+  std::vector<g_base*> simq_;                  // the P's owner
+  std::uint64_t sim_rng_ = 0;                  // the P's owner
+  std::atomic<std::uint64_t> sim_goid_{0};     // G ids, from 1 in each runtime
+  std::atomic<std::int64_t> vclock_{1'000'000'000};
+  std::function<void(std::string)> sim_deadlock_;        // lock_
+  std::function<void(std::exception_ptr)> sim_failure_;  // set before any G runs
+  bool sim_deadlocked_ = false;                           // lock_
+
   pthread_t sysmon_thread_{};
   note sysmonnote_;
   std::atomic<bool> sysmonwait_{false};  // written under lock
@@ -350,7 +378,16 @@ class basic_sched final : public sched_base {
 
 template <class Traits>
 basic_sched<Traits>::basic_sched(const config& cfg)
-    : cfg_(cfg), procs_(cfg.procs != 0 ? cfg.procs : default_procs()) {
+    : cfg_(cfg), procs_(det ? 1u : cfg.procs != 0 ? cfg.procs : default_procs()) {
+  if (det && cfg.procs > 1)
+    throw std::invalid_argument("gort: a deterministic runtime has exactly one P (config.procs " +
+                                std::to_string(cfg.procs) + ")");
+  if constexpr (det) {
+    std::uint64_t z = cfg.seed + 0x9e3779b97f4a7c15ull;  // splitmix64 of the seed
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    sim_rng_ = (z ^ (z >> 31)) | 1;
+  }
   if (procs_ > 4096)
     throw std::invalid_argument("gort: config.procs must be at most 4096, got " +
                                 std::to_string(procs_));
@@ -371,6 +408,7 @@ basic_sched<Traits>::basic_sched(const config& cfg)
     std::lock_guard<std::mutex> lk(lock_);
     for (auto it = allp_.rbegin(); it != allp_.rend(); ++it) pidleput(it->get());
   }
+  if (det) return;  // no sysmon: nothing may depend on real time
   if (int err = ::pthread_create(&sysmon_thread_, nullptr, &sysmon_main, this); err != 0)
     throw std::system_error(err, std::generic_category(), "gort: cannot start sysmon thread");
 }
@@ -396,7 +434,7 @@ basic_sched<Traits>::~basic_sched() {
       sysmonnote_.wakeup();
     }
   }
-  ::pthread_join(sysmon_thread_, nullptr);
+  if (!det) ::pthread_join(sysmon_thread_, nullptr);
   std::vector<m*> ms;
   {
     std::lock_guard<std::mutex> lk(lock_);
@@ -445,7 +483,13 @@ netpoller_base* basic_sched<Traits>::netpoller_slow() {
 template <class Traits>
 void basic_sched<Traits>::wait_all_gs() {
   std::unique_lock<std::mutex> lk(gzero_mu_);
-  gzero_cv_.wait(lk, [&] { return gcount_.load(std::memory_order_acquire) == 0; });
+  gzero_cv_.wait(lk, [&] {
+    if constexpr (det) {  // after a reported deadlock the parked Gs are abandoned
+      std::lock_guard<std::mutex> lk2(lock_);
+      if (sim_deadlocked_) return true;
+    }
+    return gcount_.load(std::memory_order_acquire) == 0;
+  });
 }
 
 template <class Traits>
@@ -494,7 +538,9 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
   else newg->payload = typename Traits::g_payload{};
   newg->schedlink = nullptr;
   newg->fn = std::move(f);
-  if (pp != nullptr) {
+  if (det) {
+    newg->goid = ++sim_goid_;  // per runtime: a replay prints the same ids
+  } else if (pp != nullptr) {
     if (pp->goidcache == pp->goidcacheend) {  // Go's goidcache: a batch at a time
       pp->goidcache = next_goid.fetch_add(16, std::memory_order_relaxed);
       pp->goidcacheend = pp->goidcache + 16;
@@ -612,6 +658,30 @@ void basic_sched<Traits>::stackput(p* pp, gort::stack s) {
   pp->stackcache.push_back(s);
 }
 
+// An exception escaped gp's body: Go's panic, fatal; a deterministic
+// runtime hands it to its test instead (the scenario failed).
+template <class Traits>
+void basic_sched<Traits>::escaped(g_base* gp, std::exception_ptr e) noexcept {
+  if constexpr (det) {
+    auto* s = static_cast<basic_sched*>(gp->sched);
+    if (s->sim_failure_) {
+      s->sim_failure_(e);
+      return;
+    }
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    GORT_FATAL("uncaught exception in G %llu: %s (catch it inside the G; runtime::run "
+               "hands its G's exception to the caller)",
+               static_cast<unsigned long long>(gp->goid), x.what());
+  } catch (...) {
+    GORT_FATAL("uncaught exception in G %llu (not derived from std::exception; catch it "
+               "inside the G)",
+               static_cast<unsigned long long>(gp->goid));
+  }
+}
+
 // The first frame of every G. Runs the body; an exception that escapes it is
 // fatal (Go's panic); then switches to g0 for the last time.
 template <class Traits>
@@ -621,14 +691,8 @@ void basic_sched<Traits>::gentry(transfer t) noexcept {
   static_cast<basic_sched*>(gp->sched)->after_switch(gp);
   try {
     gp->fn();
-  } catch (const std::exception& e) {
-    GORT_FATAL("uncaught exception in G %llu: %s (catch it inside the G; runtime::run "
-               "hands its G's exception to the caller)",
-               static_cast<unsigned long long>(gp->goid), e.what());
   } catch (...) {
-    GORT_FATAL("uncaught exception in G %llu (not derived from std::exception; catch it "
-               "inside the G)",
-               static_cast<unsigned long long>(gp->goid));
+    escaped(gp, std::current_exception());
   }
   gp->fn.reset();
   mcall_rec rec{mcall_rec::goexit};
@@ -651,6 +715,11 @@ void basic_sched<Traits>::mcall(g_base* gp, mcall_rec& rec, bool last) noexcept 
 // Owner. next=true puts gp in runnext and kicks the old runnext to the tail.
 template <class Traits>
 void basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
+  if constexpr (det) {  // every runnable G in one bag; runqget draws
+    simq_.push_back(gp);
+    pp->sim_n.store(static_cast<std::uint32_t>(simq_.size()), std::memory_order_release);
+    return;
+  }
   if (next) {
     // exchange acq_rel: thieves CAS runnext to null; whatever was there is
     // ours to requeue.
@@ -680,6 +749,27 @@ void basic_sched<Traits>::runqputslow(p* pp, g_base* gp) {
 // Owner. Returns a G and whether it inherits the time slice (runnext).
 template <class Traits>
 std::pair<g_base*, bool> basic_sched<Traits>::runqget(p* pp) {
+  if constexpr (det) {
+    if (runqsize_.load(std::memory_order_relaxed) != 0) {  // injected Gs join the draw
+      std::lock_guard<std::mutex> lk(lock_);
+      while (g_base* gp = runqhead_) {
+        runqhead_ = gp->schedlink;
+        gp->schedlink = nullptr;
+        simq_.push_back(gp);
+      }
+      runqtail_ = nullptr;
+      runqsize_.store(0, std::memory_order_relaxed);
+    }
+    if (simq_.empty()) return {nullptr, false};
+    sim_rng_ ^= sim_rng_ >> 12;  // xorshift64*
+    sim_rng_ ^= sim_rng_ << 25;
+    sim_rng_ ^= sim_rng_ >> 27;
+    const std::size_t i = static_cast<std::size_t>((sim_rng_ * 0x2545F4914F6CDD1Dull) >> 33) % simq_.size();
+    g_base* gp = simq_[i];
+    simq_.erase(simq_.begin() + static_cast<std::ptrdiff_t>(i));  // keep the others' order
+    pp->sim_n.store(static_cast<std::uint32_t>(simq_.size()), std::memory_order_release);
+    return {gp, false};
+  }
   // runnext first. Only the owner sets it non-null; thieves may CAS it away.
   g_base* next = pp->runnext.load(std::memory_order_acquire);
   if (next != nullptr &&
@@ -1609,7 +1699,7 @@ void basic_sched<Traits>::run_timers(std::int64_t now, std::size_t budget) {
 template <class Traits>
 void basic_sched<Traits>::check_timers(p* pp) {
   if (ntimers_.load(std::memory_order_relaxed) == 0) return;
-  const std::int64_t now = nanotime();
+  const std::int64_t now = this->now();
   if (timer_earliest_.load(std::memory_order_acquire) > now) return;
   const std::uint32_t used = pp->runq.size() + 1;  // + runnext
   if (used < Traits::run_queue_capacity) run_timers(now, Traits::run_queue_capacity - used);
@@ -1630,6 +1720,19 @@ bool basic_sched<Traits>::become_timer_sleeper(m* mp) {
 // netpoller when there is one (then Gs whose I/O completed go on ready).
 template <class Traits>
 void basic_sched<Traits>::timer_sleep(m* mp, glist& ready) {
+  if constexpr (det) {
+    // Every G is blocked: jump to the earliest timer instead of sleeping.
+    const std::int64_t when = timer_earliest_.load(std::memory_order_acquire);
+    if (when != INT64_MAX && when > vclock_.load(std::memory_order_relaxed))
+      vclock_.store(when, std::memory_order_release);
+    std::lock_guard<std::mutex> lk(lock_);
+    timer_sleeper_ = nullptr;
+    sleeper_in_poll_ = false;
+    netpoll_blocked_.store(false, std::memory_order_relaxed);
+    (void)mp;
+    (void)ready;
+    return;
+  }
   const std::int64_t when = timer_earliest_.load(std::memory_order_acquire);
   const std::int64_t now = nanotime();
   bool in_poll;

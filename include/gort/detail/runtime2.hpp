@@ -192,11 +192,21 @@ class sched_base {
   // Any thread: stop t if pending; returns whether it was (false: it has
   // fired or is firing, and its fn runs or ran).
   virtual bool del_timer(timer_node* t) = 0;
+  // Any thread: the runtime's clock in nanoseconds (CLOCK_MONOTONIC, or a
+  // deterministic runtime's virtual clock). Timers and deadlines use it.
+  virtual std::int64_t now() const noexcept { return nanotime(); }
   // Any G of this runtime: its netpoller, made on first use (netpoll.hpp).
   // Throws std::system_error if no backend can be set up.
   virtual netpoller_base* netpoller() = 0;
   virtual ~sched_base() = default;
 };
+
+// The calling G's runtime clock (sched_base::now(): a deterministic
+// runtime's is virtual), or CLOCK_MONOTONIC outside a G.
+inline std::int64_t sched_nanotime() noexcept {
+  g_base* gp = current_g();
+  return gp != nullptr ? gp->sched->now() : nanotime();
+}
 
 template <class Traits>
 struct basic_m;
@@ -260,10 +270,14 @@ struct basic_p {
   std::atomic<std::int64_t> gcredit{0};
   std::atomic<std::uint64_t> ncreated{0};
   std::atomic<std::uint64_t> nsteals{0};
+  // Deterministic runtimes: Gs in the scheduler's draw bag (basic_sched::
+  // simq_), so that runq_empty() sees them. Always 0 otherwise.
+  std::atomic<std::uint32_t> sim_n{0};
 
   // Any thread: no G queued (local queue and runnext).
   bool runq_empty() const noexcept {
-    return runq.empty() && runnext.load(std::memory_order_acquire) == nullptr;
+    return runq.empty() && runnext.load(std::memory_order_acquire) == nullptr &&
+           sim_n.load(std::memory_order_acquire) == 0;
   }
 };
 

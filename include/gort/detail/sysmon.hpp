@@ -200,6 +200,13 @@ void basic_sched<Traits>::checkdead() {
   }
   if (waiting == 0) return;
   if (waiting > 100) report += "\n  ... and " + std::to_string(waiting - 100) + " more";
+  if constexpr (det) {
+    if (sim_deadlock_) {  // a deterministic runtime reports to its test
+      sim_deadlocked_ = true;
+      sim_deadlock_(report);
+      return;
+    }
+  }
   GORT_FATAL("all goroutines are asleep - deadlock!%s\n(set config.deadlock_detection = false "
              "if threads outside the runtime will wake them)",
              report.c_str());
