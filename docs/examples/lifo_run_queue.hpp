@@ -97,11 +97,14 @@ class lifo_run_queue {
   alignas(64) std::atomic<G*> slot_{nullptr};
   ring_t ring_;
 };
+// [/queue]
 
+// [traits]
 struct lifo_traits : gort::default_traits {
   template <class G, std::uint32_t N>
   using run_queue = lifo_run_queue<G, N>;
 };
-// [/queue]
+// gort::basic_runtime<lifo_traits> rt;  // every P runs a lifo_run_queue
+// [/traits]
 
 }  // namespace example

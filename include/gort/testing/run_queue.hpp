@@ -136,11 +136,15 @@ struct pool {
   std::vector<int> queued;  // sequential parts only
   explicit pool(std::size_t n) : objs(n), queued(n, 0) {}
   G* at(std::size_t i) { return static_cast<G*>(&objs[i]); }
-  // Index of gp, or -1 when it is not one of ours.
+  std::size_t in_queues = 0;  // the sum of queued[]
+  // Index of gp, or -1 when it is not one of ours. The G subobject sits at
+  // the same offset in every Obj: one subtraction.
   long index(const G* gp) const {
-    for (std::size_t i = 0; i < objs.size(); ++i)
-      if (static_cast<const G*>(&objs[i]) == gp) return static_cast<long>(i);
-    return -1;
+    if (objs.empty()) return -1;
+    const auto a = reinterpret_cast<std::uintptr_t>(gp);
+    const auto b = reinterpret_cast<std::uintptr_t>(static_cast<const G*>(&objs[0]));
+    if (a < b || (a - b) % sizeof(Obj) != 0 || (a - b) / sizeof(Obj) >= objs.size()) return -1;
+    return static_cast<long>((a - b) / sizeof(Obj));
   }
 };
 
@@ -165,11 +169,13 @@ class checker {
       return;
     }
     --p.queued[static_cast<std::size_t>(i)];
+    --p.in_queues;
   }
   bool put(Q& q, pool<G, Obj>& p, std::size_t i) {
     init_(p.objs[i], i);
     if (!q.put(p.at(i))) return false;
     ++p.queued[i];
+    ++p.in_queues;
     return true;
   }
   // Drains q with get (bounded), taking each G.
@@ -188,6 +194,7 @@ class checker {
       rep_.fail(std::string(part) + ": " + std::to_string(lost) +
                 " G(s) put were never returned (lost)");
     std::fill(p.queued.begin(), p.queued.end(), 0);
+    p.in_queues = 0;
   }
   void expect(bool cond, const std::string& what) {
     if (!cond) rep_.fail(what);
@@ -224,6 +231,7 @@ class checker {
       init_(p.objs[cap], cap);
       if (q->put(p.at(cap))) {
         ++p.queued[cap];
+        ++p.in_queues;
         rep_.fail("fill: put succeeded on a full queue (capacity " + std::to_string(cap) +
                   ": it must return false)");
       }
@@ -248,7 +256,10 @@ class checker {
     auto q = std::make_unique<Q>();
     for (std::uint32_t i = 0; i < cap; ++i) put(*q, p, i);
     init_(p.objs[cap], cap);
-    if (q->put(p.at(cap))) ++p.queued[cap];
+    if (q->put(p.at(cap))) {
+      ++p.queued[cap];
+      ++p.in_queues;
+    }
     // A canary past the N/2 Gs the runtime's buffer has room for.
     std::vector<G*> out(cap / 2 + 2, nullptr);
     G* const canary = reinterpret_cast<G*>(alignof(G));
@@ -261,7 +272,7 @@ class checker {
       rep_.fail("overflow: grab_half_for_overflow returned " + std::to_string(n) +
                 " > capacity / 2 = " + std::to_string(cap / 2));
     } else {
-      expect(out[cap / 2 + 1] == canary && (n == cap / 2 || out[cap / 2] == canary),
+      expect(out[cap / 2] == canary && out[cap / 2 + 1] == canary,
              "overflow: grab_half_for_overflow wrote past out[capacity / 2]");
       for (std::uint32_t i = 0; i < n; ++i) take(p, out[i], "overflow", "grab_half_for_overflow");
       expect(q->size() == cap - n, "overflow: size() is " + std::to_string(q->size()) +
@@ -269,8 +280,12 @@ class checker {
                                        std::to_string(cap));
       init_(p.objs[cap], cap);
       if (p.queued[cap] == 0) {
-        if (q->put(p.at(cap))) ++p.queued[cap];
-        else rep_.fail("overflow: put still fails after grab_half_for_overflow made room");
+        if (q->put(p.at(cap))) {
+          ++p.queued[cap];
+          ++p.in_queues;
+        } else {
+          rep_.fail("overflow: put still fails after grab_half_for_overflow made room");
+        }
       }
     }
     drain(*q, p, "overflow");
@@ -352,8 +367,7 @@ class checker {
           }
           break;
       }
-      std::size_t in0 = 0;
-      for (int c : p.queued) in0 += static_cast<std::size_t>(c);
+      const std::size_t in0 = p.in_queues;
       const std::size_t sizes = qs[0]->size() + qs[1]->size();
       if (sizes != in0) {
         rep_.fail("mix: the queues' size() add up to " + std::to_string(sizes) + " but " +
