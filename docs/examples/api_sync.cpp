@@ -26,9 +26,11 @@ int main() {
       for (int i = 0; i < 50; ++i) {
         wg.add(1);
         gort::go([&] {
-          std::lock_guard<gort::mutex> lk(mu);  // a contended lock parks the G
-          balance += 10;
-          wg.done();
+          {
+            std::lock_guard<gort::mutex> lk(mu);  // a contended lock parks the G
+            balance += 10;
+          }
+          wg.done();  // after the unlock: once wait() returns, mu may go
         });
       }
       wg.wait();
