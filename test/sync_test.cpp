@@ -253,3 +253,39 @@ TEST_CASE("semaphore: never more holders than permits", "[sync]") {
   CHECK(max_holders >= 1);
   CHECK_THROWS_AS(gort::semaphore(-1), std::invalid_argument);
 }
+
+// A wait_group or mutex may be destroyed as soon as wait() / the last
+// lock-unlock returns: the G that woke it must not touch it afterwards
+// (ASan catches a use after free here if it does).
+TEST_CASE("wait_group and mutex: freed right after wait() / unlock()", "[sync]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([] {
+    for (int i = 0; i < 20000; ++i) {
+      auto* wg = new gort::wait_group;
+      wg->add(1);
+      gort::go([wg] { wg->done(); });
+      wg->wait();
+      delete wg;
+    }
+    for (int i = 0; i < 5000; ++i) {
+      auto* mu = new gort::mutex;
+      auto* wg = new gort::wait_group;
+      wg->add(2);
+      for (int k = 0; k < 2; ++k)
+        gort::go([mu, wg] {
+          for (int j = 0; j < 3; ++j) {
+            mu->lock();
+            gort::yield();
+            mu->unlock();
+          }
+          wg->done();
+        });
+      wg->wait();
+      delete wg;
+      mu->lock();
+      mu->unlock();
+      delete mu;
+    }
+  });
+}

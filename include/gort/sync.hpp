@@ -108,8 +108,13 @@ class mutex {
     }
     detail::waiter* w = q_.pop_front();
     if (w == nullptr) {
-      state_.store(0, std::memory_order_release);
+      // Nobody queued. Let go of q_lock_ before the state: once the state
+      // says unlocked, another G may lock, unlock and destroy the mutex.
       q_lock_.unlock();
+      // CAS release: fails only if a G set the waiters bit meanwhile (it
+      // queued under q_lock_); then hand the mutex to it after all.
+      if (state_.compare_exchange_strong(s, 0, std::memory_order_release)) return;
+      unlock_slow();
       return;
     }
     const bool starved = (s & starving) != 0 ||
@@ -293,45 +298,74 @@ class condition_variable {
 // std::logic_error (Go panics) and leaves the counter unchanged.
 class wait_group {
  public:
+  // Adds n (may be negative) to the counter; throws std::logic_error if it
+  // would go negative. When it reaches zero, every G blocked in wait()
+  // wakes. As in Go, an add() that makes a zero counter positive must not
+  // race with wait()s still returning from the previous round.
   void add(std::int64_t n) {
-    std::int64_t v = count_.load(std::memory_order_relaxed);
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    std::uint64_t ns;
     do {
-      if (v + n < 0) throw std::logic_error("gort: wait_group counter would go negative");
-    } while (!count_.compare_exchange_weak(v, v + n, std::memory_order_acq_rel));
-    if (v + n == 0) wake_all();
+      const std::int64_t c = static_cast<std::int64_t>(s >> 32) + n;
+      if (c < 0) throw std::logic_error("gort: wait_group counter would go negative");
+      if (c > 0x7fffffff) throw std::length_error("gort: wait_group counter overflow");
+      ns = (static_cast<std::uint64_t>(c) << 32) | (s & waiter_mask);
+      // acq_rel: pairs with itself and with the acquire in wait().
+    } while (!state_.compare_exchange_weak(s, ns, std::memory_order_acq_rel));
+    // Touch *this no more unless Gs are blocked in wait(): a wait() that
+    // sees the zero may return and its caller destroy the wait_group. The
+    // blocked ones cannot return before wake_all wakes them.
+    if ((ns >> 32) != 0 || (ns & waiter_mask) == 0) return;
+    wake_all();
   }
   void done() { add(-1); }
+  // Blocks until the counter is zero (returns at once if it is).
   void wait() {
     // load-acquire: pairs with the acq_rel CAS that brought it to zero.
-    if (count_.load(std::memory_order_acquire) == 0) return;
+    if ((state_.load(std::memory_order_acquire) >> 32) == 0) return;
     q_lock_.lock();
-    if (count_.load(std::memory_order_acquire) == 0) {
-      q_lock_.unlock();
-      return;
+    std::uint64_t s = state_.load(std::memory_order_acquire);
+    for (;;) {  // count ourselves as a waiter while the counter is not zero
+      if ((s >> 32) == 0) {
+        q_lock_.unlock();
+        return;
+      }
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) break;
     }
     detail::waiter w;
     q_.push_back(&w);
     detail::block(w, q_lock_, "sync.WaitGroup.Wait");
   }
-  std::int64_t count() const noexcept { return count_.load(std::memory_order_acquire); }
+  std::int64_t count() const noexcept {
+    return static_cast<std::int64_t>(state_.load(std::memory_order_acquire) >> 32);
+  }
 
  private:
+  static constexpr std::uint64_t waiter_mask = 0xffffffffull;
+
+  // The counter reached zero with waiters counted: wake exactly those
+  // (each counted itself and queued under q_lock_).
   void wake_all() {
     detail::waiter* list = nullptr;
-    q_lock_.lock();  // a waiter checks the count under this lock
+    std::uint64_t n = 0;
+    q_lock_.lock();
     while (detail::waiter* w = q_.pop_front()) {
       w->next = list;
       list = w;
+      ++n;
     }
-    q_lock_.unlock();
+    state_.fetch_sub(n, std::memory_order_acq_rel);
+    q_lock_.unlock();  // the waiters are still parked: *this is alive
     while (list != nullptr) {
       detail::waiter* w = list;
       list = w->next;
-      detail::wake(w);
+      detail::wake(w);  // after the last one, *this may be gone
     }
   }
 
-  std::atomic<std::int64_t> count_{0};
+  // Counter in the high 32 bits, blocked waiters in the low 32 (Go's
+  // layout), so that add() knows whether anyone must be woken.
+  std::atomic<std::uint64_t> state_{0};
   detail::spinlock q_lock_;
   detail::waitq q_;  // q_lock_
 };

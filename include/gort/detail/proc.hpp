@@ -363,7 +363,7 @@ class basic_sched final : public sched_base {
   std::atomic<std::int64_t> vclock_{1'000'000'000};
   std::function<void(std::string)> sim_deadlock_;        // lock_
   std::function<void(std::exception_ptr)> sim_failure_;  // set before any G runs
-  bool sim_deadlocked_ = false;                           // lock_
+  std::atomic<bool> sim_deadlocked_{false};  // set under lock_; wait_all_gs reads it
 
   pthread_t sysmon_thread_{};
   note sysmonnote_;
@@ -485,8 +485,7 @@ void basic_sched<Traits>::wait_all_gs() {
   std::unique_lock<std::mutex> lk(gzero_mu_);
   gzero_cv_.wait(lk, [&] {
     if constexpr (det) {  // after a reported deadlock the parked Gs are abandoned
-      std::lock_guard<std::mutex> lk2(lock_);
-      if (sim_deadlocked_) return true;
+      if (sim_deadlocked_.load(std::memory_order_acquire)) return true;
     }
     return gcount_.load(std::memory_order_acquire) == 0;
   });

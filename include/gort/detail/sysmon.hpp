@@ -202,8 +202,10 @@ void basic_sched<Traits>::checkdead() {
   if (waiting > 100) report += "\n  ... and " + std::to_string(waiting - 100) + " more";
   if constexpr (det) {
     if (sim_deadlock_) {  // a deterministic runtime reports to its test
-      sim_deadlocked_ = true;
+      sim_deadlocked_.store(true, std::memory_order_release);
       sim_deadlock_(report);
+      std::lock_guard<std::mutex> lk(gzero_mu_);  // order: sched.lock, then gzero_mu_
+      gzero_cv_.notify_all();
       return;
     }
   }
