@@ -334,20 +334,29 @@ def find_g(goid):
 
 # ---- commands
 
+WHERE_LIMIT = 1000  # Gs whose "where" info goroutines works out by default
+
+
 class InfoGoroutines(gdb.Command):
     """List every G of every gort runtime in the program.
-Usage: info goroutines [all]
+Usage: info goroutines [all] [where]
 Columns: G id, status, wait reason (for a parked G), and where it is: for a
 parked G the first frame outside gort and the C++ library, for a running G
 its thread and current frame. `*' marks the G the selected thread runs.
-`all' also lists dead G structs kept for reuse."""
+`all' also lists dead G structs kept for reuse. Finding where a parked G
+is takes an unwind (a few ms): beyond the first 1000 Gs it is left out
+unless `where' is given."""
 
     def __init__(self):
         super(InfoGoroutines, self).__init__('info goroutines', gdb.COMMAND_STACK)
 
     def invoke(self, arg, from_tty):
-        include_dead = arg.strip() == 'all'
-        gs = all_gs(include_dead)
+        words = arg.split()
+        unknown = [w for w in words if w not in ('all', 'where')]
+        if unknown:
+            raise gdb.GdbError('usage: info goroutines [all] [where]')
+        gs = all_gs('all' in words)
+        limit = len(gs) if 'where' in words else WHERE_LIMIT
         cur = gdb.selected_thread()
         runtimes = []
         for g in gs:
@@ -357,13 +366,17 @@ its thread and current frame. `*' marks the G the selected thread runs.
         header = '  %-6s %-9s %-22s %s%s' % ('G', 'status', 'wait reason',
                                             'runtime ' if several else '', 'where')
         gdb.write(header.rstrip() + '\n')
-        for g in gs:
+        for i, g in enumerate(gs):
             mark = '*' if (cur is not None and g.thread is not None and g.thread.ptid == cur.ptid) else ' '
             reason = g.waitreason if g.status == 'waiting' and g.waitreason else '-'
             rt = ('%-8d' % (runtimes.index(g.sched) + 1)) if several else ''
-            gdb.write('%s %-6d %-9s %-22s %s%s\n' % (mark, g.goid, g.status, reason, rt, where(g)))
+            w = where(g) if i < limit or g.thread is not None else '-'
+            gdb.write('%s %-6d %-9s %-22s %s%s\n' % (mark, g.goid, g.status, reason, rt, w))
         gdb.write('%d goroutine%s%s\n' % (len(gs), '' if len(gs) == 1 else 's',
                                          (' in %d runtimes' % len(runtimes)) if several else ''))
+        if len(gs) > limit:
+            gdb.write('(where: shown for the first %d; `info goroutines where\' for all, '
+                      '`goroutine <id> bt\' for one)\n' % limit)
 
 
 class Goroutine(gdb.Command):
