@@ -17,6 +17,8 @@
 #include <string>
 #include <thread>
 
+#include "test_util.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -209,3 +211,86 @@ TEST_CASE("check_run_queue: stress time is configurable", "[run_queue_check]") {
   CHECK(r.ok);
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
 }
+
+#if GORT_TSAN
+namespace {
+// Mutually exclusive but unordered: relaxed read-modify-writes give no
+// happens-before, so what one holder of the "lock" wrote races with the
+// next holder, and a G's contents race with whoever takes it.
+template <class G, std::uint32_t N>
+class unordered {
+ public:
+  static constexpr std::uint32_t capacity = N;
+  bool put(G* gp) noexcept {
+    lock();
+    const bool ok = n_ < N;
+    if (ok) push(gp);
+    unlock();
+    return ok;
+  }
+  G* get() noexcept {
+    lock();
+    G* gp = n_ == 0 ? nullptr : pop();
+    unlock();
+    return gp;
+  }
+  std::uint32_t grab_half_for_overflow(G** out) noexcept {
+    lock();
+    std::uint32_t k = 0;
+    if (n_ == N)
+      for (; k < N / 2; ++k) out[k] = pop();
+    unlock();
+    return k;
+  }
+  G* steal_into(unordered& thief) noexcept {
+    G* batch[N];
+    lock();
+    const std::uint32_t k = n_ - n_ / 2;
+    for (std::uint32_t i = 0; i < k; ++i) batch[i] = pop();
+    unlock();
+    if (k == 0) return nullptr;
+    thief.lock();
+    for (std::uint32_t i = 1; i < k; ++i) thief.push(batch[i]);
+    thief.unlock();
+    return batch[0];
+  }
+  std::uint32_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+  bool empty() const noexcept { return size() == 0; }
+
+ private:
+  void lock() noexcept {
+    while (busy_.exchange(true, std::memory_order_relaxed)) std::this_thread::yield();
+  }
+  void unlock() noexcept { busy_.store(false, std::memory_order_relaxed); }
+  void push(G* gp) noexcept {
+    ring_[(head_ + n_++) % N] = gp;
+    size_.store(n_, std::memory_order_relaxed);
+  }
+  G* pop() noexcept {
+    G* gp = ring_[head_];
+    head_ = (head_ + 1) % N;
+    size_.store(--n_, std::memory_order_relaxed);
+    return gp;
+  }
+  std::atomic<bool> busy_{false};
+  std::atomic<std::uint32_t> size_{0};
+  G* ring_[N] = {};
+  std::uint32_t head_ = 0, n_ = 0;
+};
+}  // namespace
+
+TEST_CASE("check_run_queue under TSan: a queue without release/acquire is a data race",
+          "[run_queue_check]") {
+  const gort_test::child_result r = gort_test::run_in_child(
+      [] {
+        gort::testing::run_queue_check_options o;
+        o.stress_time = 500ms;
+        o.stealers = 2;
+        (void)gort::testing::check_run_queue<unordered<item, 16>>(o);
+      },
+      120s);
+  INFO(r.output);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.output.find("ThreadSanitizer: data race") != std::string::npos);
+}
+#endif
