@@ -21,6 +21,11 @@
 // Which calls run where:  put / get / grab_half_for_overflow: owner only.
 // steal_into(thief_queue): on the thief's M, which owns thief_queue; the
 // victim may be running concurrently. size(): any thread, approximate.
+//
+// This is default_traits::run_queue. A traits struct may replace it with
+// any type that models gort::run_queue_policy (gort/policy.hpp, whose
+// rules P1-P6 generalise R1-R3); gort::testing::check_run_queue runs the
+// same kind of stress as test/runq_test.cpp on a replacement.
 #pragma once
 
 #include <atomic>
