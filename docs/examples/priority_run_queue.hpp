@@ -9,10 +9,11 @@
 //     is a research project; a heap under a lock is twenty lines anyone
 //     can check.
 //   - The owner's put and get take an uncontended mutex: two atomic
-//     read-modify-writes (~10-20 ns on x86) plus the heap's O(log N), where
-//     gort's default ring costs a few plain loads and one release store.
-//     Fine when a G does microseconds of work per schedule; measurable in
-//     a benchmark of empty Gs that only yield.
+//     read-modify-writes (lock, unlock) plus the heap's O(log N), where
+//     gort's default ring costs a few plain loads and one release store
+//     or CAS. That matters when Gs do almost nothing per schedule, not
+//     when each does microseconds of work (not measured here yet: a
+//     switch_bench-style comparison is the way to put a number on it).
 //   - Thieves hold the victim's lock for O(k log N) to pop k Gs, never hold
 //     two queue locks at once (they copy out, unlock, then push into their
 //     own queue), so two Ps stealing from each other cannot deadlock.
