@@ -14,4 +14,5 @@
 #include "runtime.hpp"
 #include "stack.hpp"
 #include "sync.hpp"
+#include "trace.hpp"
 #include "traits.hpp"

@@ -85,6 +85,8 @@
 #include "netpoll.hpp"
 #include "netpoll_select.hpp"
 #include "runtime2.hpp"
+#include "trace_event.hpp"
+#include "../trace.hpp"
 
 GORT_BEGIN_NAMESPACE
 
@@ -194,6 +196,23 @@ class basic_sched final : public sched_base {
     std::lock_guard<std::mutex> lk(lock_);
     sim_deadlock_ = std::move(on_deadlock);
     sim_failure_ = std::move(on_failure);
+  }
+  // Any thread: events go to s from now on (null: none). The caller keeps
+  // s alive until it is replaced, or the runtime is destroyed.
+  void set_trace(trace::sink* s) noexcept { trace_.store(s, std::memory_order_release); }
+  // Any thread. One relaxed load and a branch when no sink is installed.
+  void emit(trace::kind k, std::uint64_t g, std::uint64_t g2 = 0, int pid = -1,
+            const char* reason = "") noexcept {
+    trace::sink* s = trace_.load(std::memory_order_acquire);
+    if (GORT_LIKELY(s == nullptr)) return;
+    trace::event e{k};
+    e.ns = now();
+    e.g = g;
+    e.g2 = g2;
+    e.m = tls_m != nullptr ? static_cast<m*>(tls_m)->id : 0;
+    e.p = pid;
+    e.reason = reason;
+    s->on_event(e);
   }
   netpoller_base* netpoller() override {
     // load-acquire: pairs with the store-release in netpoller_slow.
@@ -352,6 +371,10 @@ class basic_sched final : public sched_base {
   std::atomic<std::int64_t> lastpoll_{0};      // nanotime of the last poll (sysmon)
   std::atomic<bool> sysmon_polling_{false};    // sysmon holds reaped Gs (checkdead)
 
+  // ---- trace hooks (gort/trace.hpp) ----
+  std::atomic<trace::sink*> trace_{nullptr};
+  std::unique_ptr<trace::sink> trace_owned_;  // GORT_TRACE=file
+
   // ---- deterministic runtimes (Traits::deterministic) ----
   // One P; every runnable G of the P sits in simq_ (no ring, no runnext)
   // and runqget picks one with sim_rng_; the clock is vclock_, advanced
@@ -393,6 +416,17 @@ basic_sched<Traits>::basic_sched(const config& cfg)
                                 std::to_string(procs_));
   install_overflow_handler();
   start_ns_ = nanotime();
+  if (const char* path = std::getenv("GORT_TRACE"); path != nullptr && *path != '\0') {
+    // GORT_TRACE=file: Chrome trace JSON (chrome://tracing, Perfetto).
+    auto w = std::make_unique<trace::chrome_writer>(path);
+    if (w->ok()) {
+      trace_.store(w.get(), std::memory_order_release);
+      trace_owned_ = std::move(w);
+    } else {
+      std::fprintf(stderr, "gort: GORT_TRACE=%s: cannot open the file (%s); not tracing\n", path,
+                   std::strerror(errno));
+    }
+  }
   schedtrace_ms_ = schedtrace_ms_from_env();
   allp_.reserve(procs_);
   for (unsigned i = 0; i < procs_; ++i) {
@@ -569,6 +603,7 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
     gcreated_.fetch_add(1, std::memory_order_relaxed);
   }
   const std::uint64_t id = newg->goid;
+  emit(trace::kind::spawn, id, cur != nullptr ? cur->goid : 0, pp != nullptr ? pp->id : -1);
   casgstatus(newg, newg->status() == gstatus::idle ? gstatus::idle : gstatus::dead,
              gstatus::runnable);
   if (pp != nullptr) {
@@ -815,6 +850,7 @@ template <class Traits>
 g_base* basic_sched<Traits>::runqsteal(p* pp, p* p2, bool steal_runnext) {
   if (g_base* gp = p2->runq.steal_into(pp->runq)) {
     pp->nsteals.store(pp->nsteals.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    emit(trace::kind::steal, gp->goid, static_cast<std::uint64_t>(p2->id), pp->id);
     return gp;
   }
   if (!steal_runnext) return nullptr;
@@ -834,6 +870,7 @@ g_base* basic_sched<Traits>::runqsteal(p* pp, p* p2, bool steal_runnext) {
   if (!p2->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
     return nullptr;
   pp->nsteals.store(pp->nsteals.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  emit(trace::kind::steal, next->goid, static_cast<std::uint64_t>(p2->id), pp->id, "runnext");
   return next;
 }
 
@@ -860,6 +897,7 @@ void basic_sched<Traits>::injectglist(m* mp, glist& l) {
   if (l.empty()) return;
   if (mp != nullptr && mp->pp != nullptr) {
     while (g_base* gp = l.pop()) {
+      emit(trace::kind::ready, gp->goid, 0, mp->pp->id, "netpoll");
       casgstatus(gp, gstatus::waiting, gstatus::runnable);
       runqput(mp->pp, gp, false);
     }
@@ -870,6 +908,7 @@ void basic_sched<Traits>::injectglist(m* mp, glist& l) {
   {
     std::lock_guard<std::mutex> lk(lock_);
     while (g_base* gp = l.pop()) {
+      emit(trace::kind::ready, gp->goid, 0, -1, "netpoll");
       casgstatus(gp, gstatus::waiting, gstatus::runnable);
       globrunqput(gp);
       ++n;
@@ -953,6 +992,7 @@ void basic_sched<Traits>::prepare_run(m* mp, p* pp, g_base* gp, bool inherit_tim
   gp->m = mp;
   casgstatus(gp, gstatus::runnable, gstatus::running);
   gp->waitreason = "";
+  emit(trace::kind::run, gp->goid, 0, pp->id);
   if (!inherit_time)
     pp->schedtick.store(pp->schedtick.load(std::memory_order_relaxed) + 1,
                         std::memory_order_relaxed);  // sysmon reads it
@@ -1019,12 +1059,14 @@ void basic_sched<Traits>::after_switch(g_base* self) {
   g_base* prev = std::exchange(mp->pending_g, nullptr);
   prev->m = nullptr;
   if (rec.kind == mcall_rec::gosched) {
+    emit(trace::kind::yield, prev->goid, 0, mp->pp->id);
     casgstatus(prev, gstatus::running, gstatus::runnable);
     prev->preempt.store(false, std::memory_order_relaxed);
     runqput(mp->pp, prev, false);
     return;
   }
   GORT_ASSERT(rec.kind == mcall_rec::park, "after_switch: unexpected request");
+  emit(trace::kind::park, prev->goid, 0, mp->pp->id, prev->waitreason);
   casgstatus(prev, gstatus::running, gstatus::waiting);
   if (rec.unlockf != nullptr && !rec.unlockf(prev, rec.arg)) {
     // The park was refused: prev runs next (Go resumes it at once).
@@ -1258,6 +1300,7 @@ bool basic_sched<Traits>::stopm(m* mp) {
 // for pp whenever findrunnable would find work for it; else park it.
 template <class Traits>
 void basic_sched<Traits>::handoffp(p* pp) {
+  emit(trace::kind::handoff, 0, 0, pp->id);
   if (!pp->runq_empty() || runqsize_.load(std::memory_order_acquire) != 0) {
     startm(pp, false);
     return;
@@ -1409,6 +1452,7 @@ void* basic_sched<Traits>::mstart(void* arg) {
   tls_m = mp;
   mp->spinning = mp->spinning_start;
   basic_sched* s = mp->owner;
+  s->emit(trace::kind::m_start, 0);
   s->acquirep(mp, std::exchange(mp->nextp, nullptr));
   s->schedule(mp);
   mp->exited.store(true, std::memory_order_release);
@@ -1419,6 +1463,7 @@ void* basic_sched<Traits>::mstart(void* arg) {
 // its state), so the M gives its P away and its thread ends.
 template <class Traits>
 void basic_sched<Traits>::mexit(m* mp) {
+  emit(trace::kind::m_stop, 0);
   if (mp->pp != nullptr) handoffp(releasep(mp));
   // A thread's exit cancels the io_uring requests it submitted: wait, with
   // no P, until every one has completed (m_base).
@@ -1477,6 +1522,7 @@ void basic_sched<Traits>::gopark(bool (*unlockf)(g_base*, void*), void* arg,
 // g0. Returns false if unlockf refused the park (the G must run again).
 template <class Traits>
 bool basic_sched<Traits>::park_m(m* mp, g_base* gp, const mcall_rec& rec) {
+  emit(trace::kind::park, gp->goid, 0, mp->pp != nullptr ? mp->pp->id : -1, gp->waitreason);
   casgstatus(gp, gstatus::running, gstatus::waiting);
   dropg(mp);
   if (rec.unlockf != nullptr && !rec.unlockf(gp, rec.arg)) {
@@ -1491,8 +1537,9 @@ bool basic_sched<Traits>::park_m(m* mp, g_base* gp, const mcall_rec& rec) {
 // next, inheriting the time slice), or injected when there is no P here.
 template <class Traits>
 void basic_sched<Traits>::goready(g_base* gp, bool next) {
-  casgstatus(gp, gstatus::waiting, gstatus::runnable);
   g_base* cur = current_g();
+  emit(trace::kind::ready, gp->goid, cur != nullptr ? cur->goid : 0);
+  casgstatus(gp, gstatus::waiting, gstatus::runnable);
   m* mp = nullptr;
   if (cur != nullptr) {
     if (cur->sched == this && cur->status() == gstatus::running) mp = static_cast<m*>(cur->m);
@@ -1520,6 +1567,7 @@ void basic_sched<Traits>::gosched() {
 
 template <class Traits>
 void basic_sched<Traits>::gosched_m(m* mp, g_base* gp) {
+  emit(trace::kind::yield, gp->goid, 0, mp->pp->id);
   casgstatus(gp, gstatus::running, gstatus::runnable);
   dropg(mp);
   gp->preempt.store(false, std::memory_order_relaxed);
@@ -1530,6 +1578,7 @@ void basic_sched<Traits>::gosched_m(m* mp, g_base* gp) {
 template <class Traits>
 void basic_sched<Traits>::goexit0(m* mp, g_base* gp) {
   p* pp = mp->pp;
+  emit(trace::kind::exit, gp->goid, 0, pp->id);
   casgstatus(gp, gstatus::running, gstatus::dead);
   dropg(mp);
   if (gp->lockedm != nullptr) {
@@ -1562,6 +1611,7 @@ void basic_sched<Traits>::entersyscall() {
   g_base* gp = current_g();
   m* mp = static_cast<m*>(gp->m);
   p* pp = mp->pp;
+  emit(trace::kind::yield, gp->goid, 0, pp->id, "syscall");
   casgstatus(gp, gstatus::running, gstatus::syscall);
   pp->curg.store(nullptr, std::memory_order_relaxed);
   mp->oldp = pp;
@@ -1582,6 +1632,7 @@ void basic_sched<Traits>::exitsyscall() {
   p* oldp = std::exchange(mp->oldp, nullptr);
   if (exitsyscallfast(mp, oldp)) {
     casgstatus(gp, gstatus::syscall, gstatus::running);
+    emit(trace::kind::run, gp->goid, 0, mp->pp->id);
     p* pp = mp->pp;
     pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
