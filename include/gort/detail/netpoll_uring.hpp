@@ -329,7 +329,8 @@ class uring_poller final : public netpoller_base {
         ::sched_yield();
         continue;
       }
-      GORT_FATAL("io_uring_submit: %s (errno %d); gort cannot continue without its netpoller",
+      GORT_FATAL("io_uring_submit: %s (errno %d); gort cannot continue without its netpoller "
+                 "(GORT_POLLER=epoll selects the epoll backend)",
                  std::strerror(-ret), -ret);
     }
   }
