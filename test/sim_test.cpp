@@ -170,3 +170,57 @@ TEST_CASE("sim: misuse is a clear error", "[sim]") {
   CHECK_THROWS_AS(rt.run([] {}), std::logic_error);
   CHECK_THROWS_AS(gort::testing::sim_runtime(1, gort::config{.procs = 4}), std::invalid_argument);
 }
+
+#include <gort/testing/shuffle.hpp>
+
+TEST_CASE("shuffle: the real runtime with a shuffled order shows both orders", "[sim]") {
+  // Two Gs spawned back to back on 1 P: plain gort always runs them in one
+  // order (runnext); shuffled, both orders appear.
+  auto order = [](auto& rt) {
+    std::string out;
+    rt.run([&] {
+      gort::wait_group wg;
+      wg.add(2);
+      gort::go([&] { out += 'A'; wg.done(); });
+      gort::go([&] { out += 'B'; wg.done(); });
+      wg.wait();
+    });
+    return out;
+  };
+  std::set<std::string> plain, shuffled;
+  for (int i = 0; i < 200; ++i) {
+    gort::runtime rt(gort::config{.procs = 1});
+    plain.insert(order(rt));
+    gort::testing::shuffle_runtime srt(gort::config{.procs = 1});
+    shuffled.insert(order(srt));
+  }
+  CHECK(plain.size() == 1);
+  CHECK(shuffled.size() == 2);
+
+  // stress() reports the first failing run.
+  auto bad = gort::testing::stress(
+      [] {
+        std::string out;
+        gort::wait_group wg;
+        wg.add(2);
+        gort::go([&] { out += 'A'; wg.done(); });
+        gort::go([&] { out += 'B'; wg.done(); });
+        wg.wait();
+        if (out != "BA") throw std::runtime_error("order was " + out);
+      },
+      {.runs = 100, .procs = {1}});
+  CHECK_FALSE(bad.ok);
+  CHECK(bad.procs == 1u);
+  auto good = gort::testing::stress([] {
+    std::atomic<int> n{0};
+    gort::wait_group wg;
+    for (int i = 0; i < 50; ++i) {
+      wg.add(1);
+      gort::go([&] { n.fetch_add(1); wg.done(); });
+    }
+    wg.wait();
+    if (n.load() != 50) throw std::runtime_error("lost a G");
+  }, {.runs = 10, .procs = {1, 2, 4}});
+  CHECK(good.ok);
+  CHECK(good.runs == 30u);
+}

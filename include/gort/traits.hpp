@@ -63,6 +63,13 @@ struct default_traits {
   // instead of aborting. Same seed, same interleaving. For tests only.
   static constexpr bool deterministic = false;
 
+  // Shuffle the scheduling order on the real, multi-threaded runtime, as Go
+  // does under its race detector: a readied G goes to the run queue's tail
+  // instead of runnext half of the time, and a P sometimes takes from its
+  // queue before runnext. Exposes code that assumes an order gort does not
+  // promise; costs a little speed. gort::testing::shuffle_traits sets it.
+  static constexpr bool shuffle_order = false;
+
   // Capacity of each P's local run queue (a power of two). Larger queues
   // spill to the global queue less often but make stealing coarser.
   static constexpr std::uint32_t run_queue_capacity = 256;

@@ -754,6 +754,9 @@ void basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
     pp->sim_n.store(static_cast<std::uint32_t>(simq_.size()), std::memory_order_release);
     return;
   }
+  if constexpr (Traits::shuffle_order) {
+    if (next && tls_m != nullptr && (static_cast<m*>(tls_m)->next_rand() & 1) != 0) next = false;
+  }
   if (next) {
     // exchange acq_rel: thieves CAS runnext to null; whatever was there is
     // ours to requeue.
@@ -803,6 +806,10 @@ std::pair<g_base*, bool> basic_sched<Traits>::runqget(p* pp) {
     simq_.erase(simq_.begin() + static_cast<std::ptrdiff_t>(i));  // keep the others' order
     pp->sim_n.store(static_cast<std::uint32_t>(simq_.size()), std::memory_order_release);
     return {gp, false};
+  }
+  if constexpr (Traits::shuffle_order) {  // sometimes the queue before runnext
+    if (tls_m != nullptr && (static_cast<m*>(tls_m)->next_rand() & 3) == 0)
+      if (g_base* gp = pp->runq.get()) return {gp, false};
   }
   // runnext first. Only the owner sets it non-null; thieves may CAS it away.
   g_base* next = pp->runnext.load(std::memory_order_acquire);
@@ -1403,7 +1410,12 @@ void basic_sched<Traits>::newm(p* pp, bool spinning) {
     mp->id = static_cast<std::int64_t>(allm_.size()) + 1;
     allm_.push_back(mp);
   }
-  mp->fastrand = 0x9E3779B97F4A7C15ull ^ (reinterpret_cast<std::uintptr_t>(mp) * 0xBF58476D1CE4E5B9ull);
+  // Seeded from the clock as well as the address (Go: cputicks): a new M
+  // often lands where the last runtime's was, and steal orders and the
+  // shuffle must differ from run to run.
+  mp->fastrand = 0x9E3779B97F4A7C15ull ^
+                 (reinterpret_cast<std::uintptr_t>(mp) * 0xBF58476D1CE4E5B9ull) ^
+                 (static_cast<std::uint64_t>(nanotime()) * 0x94D049BB133111EBull);
   if (mp->fastrand == 0) mp->fastrand = 1;
   pthread_attr_t attr;
   ::pthread_attr_init(&attr);
