@@ -106,12 +106,16 @@ class chrome_writer final : public sink {
                           R"(,"args":{"%s":"%s"}})",
                           us, e.m, to_string(e.what), escaped(e.reason).c_str());
         break;
-      default:
+      default: {
+        char name[48];
+        if (e.g != 0) std::snprintf(name, sizeof name, "%s G %" PRIu64, to_string(e.what), e.g);
+        else std::snprintf(name, sizeof name, "%s", to_string(e.what));
         n = std::snprintf(buf, sizeof buf,
-                          R"({"name":"%s G %)" PRIu64 R"(","ph":"i","s":"t","ts":%.3f,"pid":1,"tid":%)" PRId64
+                          R"({"name":"%s","ph":"i","s":"t","ts":%.3f,"pid":1,"tid":%)" PRId64
                           R"(,"args":{"g2":%)" PRIu64 R"(,"p":%d,"reason":"%s"}})",
-                          to_string(e.what), e.g, us, e.m, e.g2, e.p, escaped(e.reason).c_str());
+                          name, us, e.m, e.g2, e.p, escaped(e.reason).c_str());
         break;
+      }
     }
     if (n <= 0) return;
     std::lock_guard<std::mutex> lk(mu_);
