@@ -261,14 +261,14 @@ TEST_CASE("wait_group and mutex: freed right after wait() / unlock()", "[sync]")
   const unsigned procs = procs_param();
   gort::runtime rt(gort::config{.procs = procs});
   rt.run([] {
-    for (int i = 0; i < 20000; ++i) {
+    for (int i = 0; i < scale(20000); ++i) {
       auto* wg = new gort::wait_group;
       wg->add(1);
       gort::go([wg] { wg->done(); });
       wg->wait();
       delete wg;
     }
-    for (int i = 0; i < 5000; ++i) {
+    for (int i = 0; i < scale(5000); ++i) {
       auto* mu = new gort::mutex;
       auto* wg = new gort::wait_group;
       wg->add(2);
