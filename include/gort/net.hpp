@@ -526,27 +526,39 @@ class listener : public detail_net::socket_base {
   listener(detail_net::netpoller_base* np, detail_net::fd_desc* d) noexcept : socket_base(np, d) {}
 };
 
-// Listens on addr ("127.0.0.1:8080", "[::1]:0", ":0"); port 0 picks a free
-// port (see local_addr()).
-inline listener listen_tcp(std::string_view addr, std::error_code& ec) {
-  auto* np = detail_net::poller("listen_tcp");
-  auto addrs = detail_net::resolve(addr, SOCK_STREAM, ec);
-  if (ec) return {};
+namespace detail_net {
+// A socket of `type` bound to the first address addr resolves to that
+// works (listening, for a stream), adopted by the current G's poller.
+inline std::pair<netpoller_base*, fd_desc*> bind_socket(const char* what, std::string_view addr,
+                                                        int type, std::error_code& ec) {
+  auto* np = poller(what);
+  auto addrs = resolve(addr, type, ec);
+  if (ec) return {np, nullptr};
   for (const address& a : addrs) {
     ec.clear();
-    const int fd = detail_net::make_socket(np, a.family(), SOCK_STREAM, ec);
+    const int fd = make_socket(np, a.family(), type, ec);
     if (fd < 0) continue;
-    const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, a.data(), a.size()) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+    if (type == SOCK_STREAM) {
+      const int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    }
+    if (::bind(fd, a.data(), a.size()) != 0 ||
+        (type == SOCK_STREAM && ::listen(fd, SOMAXCONN) != 0)) {
       ec = {errno, std::system_category()};
       ::close(fd);
       continue;
     }
-    detail_net::fd_desc* d = detail_net::socket_base::adopt(np, fd, ec);
-    if (d != nullptr) return listener(np, d);
+    if (fd_desc* d = socket_base::adopt(np, fd, ec)) return {np, d};
   }
-  return {};
+  return {np, nullptr};
+}
+}  // namespace detail_net
+
+// Listens on addr ("127.0.0.1:8080", "[::1]:0", ":0"); port 0 picks a free
+// port (see local_addr()).
+inline listener listen_tcp(std::string_view addr, std::error_code& ec) {
+  auto [np, d] = detail_net::bind_socket("listen_tcp", addr, SOCK_STREAM, ec);
+  return d != nullptr ? listener(np, d) : listener();
 }
 inline listener listen_tcp(std::string_view addr) {
   std::error_code ec;
@@ -653,22 +665,8 @@ class udp_conn : public detail_net::socket_base {
 
 // A UDP socket bound to addr (port 0: ephemeral).
 inline udp_conn listen_udp(std::string_view addr, std::error_code& ec) {
-  auto* np = detail_net::poller("listen_udp");
-  auto addrs = detail_net::resolve(addr, SOCK_DGRAM, ec);
-  if (ec) return {};
-  for (const address& a : addrs) {
-    ec.clear();
-    const int fd = detail_net::make_socket(np, a.family(), SOCK_DGRAM, ec);
-    if (fd < 0) continue;
-    if (::bind(fd, a.data(), a.size()) != 0) {
-      ec = {errno, std::system_category()};
-      ::close(fd);
-      continue;
-    }
-    detail_net::fd_desc* d = detail_net::socket_base::adopt(np, fd, ec);
-    if (d != nullptr) return udp_conn(np, d);
-  }
-  return {};
+  auto [np, d] = detail_net::bind_socket("listen_udp", addr, SOCK_DGRAM, ec);
+  return d != nullptr ? udp_conn(np, d) : udp_conn();
 }
 inline udp_conn listen_udp(std::string_view addr) {
   std::error_code ec;
