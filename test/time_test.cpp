@@ -24,20 +24,37 @@ TEST_CASE("sleep: no G wakes before its deadline; on one P, in deadline order", 
   std::vector<gort::clock::time_point> woke(n);
   std::vector<long> order(n);
   std::atomic<long> seq{0};
+  // Shared with the Gs, which run on after the main G returns: it all lives
+  // outside run() and outlives the runtime.
+  std::vector<std::int64_t> offset_us(n);
+  std::mt19937 rng(42);
+  for (auto& o : offset_us) o = rng() % 50000;
+  gort::clock::time_point base;
+  gort::wait_group checked_in;
+  gort::chan<int> gate(0);
   {
     gort::runtime rt(gort::config{.procs = procs});
     rt.run([&] {
-      std::mt19937 rng(42);
-      // Far enough ahead that every G is asleep before the first deadline.
-      const auto base = gort::clock::now() + 300ms;
+      // Every G checks in, then waits at a gate; the deadlines are set only
+      // then, far enough ahead (twice the time all of that took, however
+      // slow the build: ASan, a loaded machine) that every G is asleep
+      // before the first one: a G that reaches sleep_until late wakes at
+      // once, out of deadline order, and that is not what is tested here.
+      const auto t0 = gort::clock::now();
       for (int i = 0; i < n; ++i) {
-        deadline[i] = base + std::chrono::microseconds(rng() % 50000);
+        checked_in.add(1);
         gort::go([&, i] {
+          checked_in.done();
+          gate.recv();  // closed by main: every G passes
+          deadline[i] = base + std::chrono::microseconds(offset_us[i]);
           gort::sleep_until(deadline[i]);
           woke[i] = gort::clock::now();
           order[i] = seq.fetch_add(1);
         });
       }
+      checked_in.wait();
+      base = gort::clock::now() + 2 * (gort::clock::now() - t0) + 100ms;
+      gate.close();
     });
   }
   int early = 0;
