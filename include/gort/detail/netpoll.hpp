@@ -114,7 +114,9 @@ struct fd_desc {
   std::atomic<std::int64_t> wdeadline{0};
 
   spinlock mu;                 // guards what follows
-  g_base* closer = nullptr;    // mu: the G in close(), waiting for refs == 0
+  // mu: the G in close() waiting for refs == 0 (a close_wait on its stack);
+  // whoever drops the last ref closes the fd (see close_fd).
+  void* closer = nullptr;
   // epoll backend (mu): the op parked for readability / writability, and
   // readiness that came while nobody waited (Go's pdReady). The io_uring
   // backend uses rready alone, as the reading G's "try recv first" hint.
@@ -156,10 +158,13 @@ class netpoller_base {
   // the deadline passed first, -EBADF when the fd is being closed. Always
   // waits for the kernel to be done with the op's buffers.
   virtual std::int64_t io(fd_desc* d, const io_req& r, std::int64_t deadline) = 0;
-  // Current G: close(). Marks d closing, cancels every op on it, waits
-  // until they have all returned, then closes the fd. d stays valid (every
-  // later op on it fails with -EBADF) until release_fd. Returns 0, -errno
-  // from close(2), or -EBADF if it was already closed.
+  // Current G: close(). Marks d closing, cancels every op on it, and closes
+  // the fd once they have all returned: the last op to return closes it
+  // before it returns (so an op that reports -EBADF has seen the fd
+  // closed, and its caller may release d at once), or close_fd does when
+  // no op is in progress. d stays valid (every later op on it fails with
+  // -EBADF) until release_fd. Returns 0, -errno from close(2), or -EBADF
+  // if it was already closed.
   int close_fd(fd_desc* d);
   // Any thread, when the owning object dies: closes d if still open (it
   // must have no op in progress then), and recycles it.
@@ -172,13 +177,13 @@ class netpoller_base {
   }
 
   // Op bookkeeping for close_fd (Go's fdMutex). begin: false if closing.
-  static bool op_begin(fd_desc* d) noexcept {
+  bool op_begin(fd_desc* d) noexcept {
     d->refs.fetch_add(1, std::memory_order_seq_cst);
     if (!d->closing.load(std::memory_order_seq_cst)) return true;
     op_end(d);
     return false;
   }
-  static void op_end(fd_desc* d) noexcept;
+  void op_end(fd_desc* d) noexcept;
 
   // ---- the scheduler side ----
   // Any M: reaps what completed, blocking at most timeout_ns (< 0: until
@@ -238,37 +243,54 @@ class netpoller_base {
   fd_desc* fd_free_ = nullptr;                    // fd_mu_
 };
 
-inline void netpoller_base::op_end(fd_desc* d) noexcept {
-  if (d->refs.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
-  if (!d->closing.load(std::memory_order_seq_cst)) return;
-  g_base* gp = nullptr;
-  {
-    std::lock_guard<spinlock> lk(d->mu);
-    gp = std::exchange(d->closer, nullptr);
-  }
-  if (gp != nullptr) gp->sched->goready(gp);
-}
-
 namespace netpoll_impl {
+// A G in close_fd waiting for the ops in progress; on its stack.
+struct close_wait {
+  fd_desc* d = nullptr;
+  g_base* g = nullptr;
+  int result = 0;
+  bool done = false;  // the last op closed the fd and set result
+};
+
 // unlockf of close: parks the closer unless the last op already ended.
-inline bool close_park(g_base* gp, void* arg) {
-  auto* d = static_cast<fd_desc*>(arg);
-  std::lock_guard<spinlock> lk(d->mu);
-  if (d->refs.load(std::memory_order_seq_cst) == 0) return false;
-  d->closer = gp;
+inline bool close_park(g_base*, void* arg) {
+  auto* cw = static_cast<close_wait*>(arg);
+  std::lock_guard<spinlock> lk(cw->d->mu);
+  if (cw->d->refs.load(std::memory_order_seq_cst) == 0) return false;
+  cw->d->closer = cw;
   return true;
 }
 }  // namespace netpoll_impl
+
+inline void netpoller_base::op_end(fd_desc* d) noexcept {
+  if (d->refs.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
+  if (!d->closing.load(std::memory_order_seq_cst)) return;
+  netpoll_impl::close_wait* cw;
+  {
+    std::lock_guard<spinlock> lk(d->mu);
+    cw = static_cast<netpoll_impl::close_wait*>(std::exchange(d->closer, nullptr));
+  }
+  if (cw == nullptr) return;  // close_fd has not parked: it closes itself
+  // The last op out closes the fd, before its own caller sees -EBADF.
+  unregister_fd(d);
+  cw->result = ::close(d->fd) == 0 ? 0 : -errno;
+  cw->done = true;
+  g_base* gp = cw->g;  // cw may be gone once gp runs
+  gp->sched->goready(gp);
+}
 
 inline int netpoller_base::close_fd(fd_desc* d) {
   // seq_cst exchange, then read refs (op_begin does the mirror image).
   if (d->closing.exchange(true, std::memory_order_seq_cst)) return -EBADF;
   cancel_fd(d);
+  netpoll_impl::close_wait cw;
+  cw.d = d;
+  cw.g = current_g();
   if (d->refs.load(std::memory_order_seq_cst) != 0) {
-    g_base* gp = current_g();
-    GORT_ASSERT(gp != nullptr, "close_fd: not on a G");
-    gp->sched->gopark(&netpoll_impl::close_park, d, "IO close");
+    GORT_ASSERT(cw.g != nullptr, "close_fd: not on a G");
+    cw.g->sched->gopark(&netpoll_impl::close_park, &cw, "IO close");
   }
+  if (cw.done) return cw.result;  // the last op closed it; d may be released already
   unregister_fd(d);
   return ::close(d->fd) == 0 ? 0 : -errno;
 }
