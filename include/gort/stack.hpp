@@ -46,6 +46,10 @@
 #include "detail/config.hpp"
 #include "detail/overflow.hpp"
 
+#if GORT_ASAN
+extern "C" void __asan_unpoison_memory_region(const volatile void* addr, std::size_t size);
+#endif
+
 GORT_BEGIN_NAMESPACE
 
 // One coroutine stack: usable memory [lo, hi), growing down from hi.
@@ -148,7 +152,12 @@ class stack_allocator {
                  in_use_);
     for (auto& [size, list] : pools_)
       for (const stack& s : list) release(s);
-    for (const auto& r : regions_) ::munmap(r.base, r.bytes);
+    for (const auto& r : regions_) {
+#if GORT_ASAN
+      __asan_unpoison_memory_region(r.base, r.bytes);  // as in release()
+#endif
+      ::munmap(r.base, r.bytes);
+    }
   }
 
   // Throws std::invalid_argument when size is 0, not a multiple of the page
@@ -301,6 +310,12 @@ class stack_allocator {
   void release(const stack& s) noexcept {
     if (s.prot == stack::protection::guard_page) {
       const std::size_t ps = detail::page_size();
+#if GORT_ASAN
+      // ASan keeps a dead stack's frame redzones in its shadow after munmap;
+      // the next mapping there (an io_uring ring, a heap arena) would read
+      // as poisoned.
+      __asan_unpoison_memory_region(s.lo, s.size());
+#endif
       ::munmap(s.lo - ps, s.size() + ps);
       --guarded_;
       detail::guarded_stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
