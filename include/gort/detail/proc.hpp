@@ -297,7 +297,7 @@ class basic_sched final : public sched_base {
   void goexit0(m* mp, g_base* gp);
 
   // ---- timers ----
-  void run_timers(std::int64_t now, std::size_t budget = static_cast<std::size_t>(-1));
+  void run_timers(std::int64_t now, std::size_t budget);
   void check_timers(p* pp);
   bool become_timer_sleeper(m* mp);
   void timer_sleep(m* mp, glist& ready);
@@ -348,7 +348,6 @@ class basic_sched final : public sched_base {
   static constexpr std::int64_t gcount_batch = 16;
   std::atomic<std::int64_t> gcount_{0};
   std::atomic<std::uint64_t> gcreated_{0};  // spawned by threads without a P
-  std::atomic<std::uint64_t> steals_{0};    // unused: per P (nsteals)
   std::atomic<std::uint64_t> handoffs_{0};
   std::mutex gzero_mu_;
   std::condition_variable gzero_cv_;
@@ -1782,19 +1781,6 @@ bool basic_sched<Traits>::become_timer_sleeper(m* mp) {
 // netpoller when there is one (then Gs whose I/O completed go on ready).
 template <class Traits>
 void basic_sched<Traits>::timer_sleep(m* mp, glist& ready) {
-  if constexpr (det) {
-    // Every G is blocked: jump to the earliest timer instead of sleeping.
-    const std::int64_t when = timer_earliest_.load(std::memory_order_acquire);
-    if (when != INT64_MAX && when > vclock_.load(std::memory_order_relaxed))
-      vclock_.store(when, std::memory_order_release);
-    std::lock_guard<std::mutex> lk(lock_);
-    timer_sleeper_ = nullptr;
-    sleeper_in_poll_ = false;
-    netpoll_blocked_.store(false, std::memory_order_relaxed);
-    (void)mp;
-    (void)ready;
-    return;
-  }
   const std::int64_t when = timer_earliest_.load(std::memory_order_acquire);
   const std::int64_t now = nanotime();
   bool in_poll;
@@ -1802,7 +1788,12 @@ void basic_sched<Traits>::timer_sleep(m* mp, glist& ready) {
     std::lock_guard<std::mutex> lk(lock_);
     in_poll = sleeper_in_poll_;
   }
-  if (in_poll) {
+  if constexpr (det) {
+    // Every G is blocked: jump to the earliest timer instead of sleeping.
+    if (when != INT64_MAX && when > vclock_.load(std::memory_order_relaxed))
+      vclock_.store(when, std::memory_order_release);
+    (void)ready;
+  } else if (in_poll) {
     // Block while Gs wait for I/O; with neither timers nor waiters, only
     // look (sleeping would hide a deadlock from checkdead).
     std::int64_t timeout = when == INT64_MAX ? (netpoll_waiters() != 0 ? -1 : 0)
