@@ -1,6 +1,7 @@
 // Channels (gort/chan.hpp), over 1, 2, 4 and 8 Ps.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <catch2/catch.hpp>
 #include <memory>
@@ -144,6 +145,46 @@ TEST_CASE("chan: a plain thread and a G talk through an unbuffered channel", "[c
   for (auto v : from_g) sum += v;
   feeder.join();
   CHECK(sum == 2 * 5050);
+}
+
+// Two Gs that hand a value back and forth keep passing the P through
+// runnext and inherit each other's time slice; once sysmon asks the running
+// one to yield (after 10 ms), its next park must let the rest of the local
+// queue run (Go preempts such a pair asynchronously). Before that rule, at
+// 1 P the third G here never ran and the loop hit its 5 s bound.
+TEST_CASE("chan: a ping-ponging pair does not starve a queued G", "[chan]") {
+  const unsigned procs = GENERATE(1u, 2u);
+  // Declared before the runtime: its destructor waits for the partner,
+  // which may still be in ping.recv when the loop below ends.
+  std::atomic<bool> ran{false};
+  gort::chan<int> ping(0), pong(0), gate(0), started(1);
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([&] {
+    gort::go([&] {
+      started.send(0);
+      gate.recv();
+      ran.store(true);
+    });
+    started.recv();  // at 1 P the third G now waits in gate.recv
+    gort::go([&] {
+      for (auto v : ping) pong.send(v);
+    });
+    ping.send(0);
+    REQUIRE(pong.recv() == 0);
+    gort::yield();  // at 1 P the partner now waits in ping.recv
+    gate.send(0);  // the third G to runnext; the first ping.send below
+                   // moves it to the queue's tail
+    const auto t0 = std::chrono::steady_clock::now();
+    long rounds = 0;
+    while (!ran.load() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+      ping.send(1);
+      REQUIRE(pong.recv() == 1);
+      ++rounds;
+    }
+    ping.close();
+    INFO("rounds: " << rounds);
+    CHECK(ran.load());
+  });
 }
 
 TEST_CASE("chan: stop tokens wake blocked receivers and senders", "[chan]") {

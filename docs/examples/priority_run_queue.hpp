@@ -151,10 +151,14 @@ struct priority_traits : gort::default_traits {
   };
   template <class G, std::uint32_t N>
   using run_queue = priority_run_queue<G, N, payload_priority<priority_traits>>;
+  // gort::go never switches (by default every 64th spawn yields): the
+  // thread_local above is set and restored around it on one thread.
+  static constexpr std::uint32_t spawn_yield_every = 0;
 };
 
 // Any G of a runtime with priority_traits: spawn f at priority prio.
-// gort::go does not park, so the thread_local is read on this thread.
+// gort::go does not switch with these traits, so the thread_local is read
+// and restored on this thread.
 template <class F>
 std::uint64_t go_with_priority(int prio, F&& f) {
   struct restore {

@@ -257,14 +257,44 @@ class chan : private detail::chan_base {
     return static_cast<std::size_t>(c);
   }
 
+  // No `%`: a 64-bit division costs more than the rest of a buffered op.
   void push_buffer(T&& v) {
-    ::new (static_cast<void*>(&buf_[(head_ + count_) % cap_])) T(std::move(v));
+    std::size_t i = head_ + count_;
+    if (i >= cap_) i -= cap_;
+    ::new (static_cast<void*>(&buf_[i])) T(std::move(v));
     ++count_;
   }
   void pop_buffer() noexcept {
     buf_[head_].~T();
-    head_ = (head_ + 1) % cap_;
+    if (++head_ == cap_) head_ = 0;
     --count_;
+  }
+
+  // Without a stop token: nothing to set up before the lock, and the
+  // waiter is built only when the G must block.
+  void send_impl(T& v, std::nullptr_t) {
+    lock.lock();
+    if (closed) {
+      lock.unlock();
+      throw channel_closed();
+    }
+    if (try_send_keep(v)) return;
+    detail::waiter w;
+    w.elem = &v;
+    sendq.push_back(&w);
+    detail::block(w, lock, "chan send");
+    if (!w.success) throw channel_closed();
+  }
+
+  std::optional<T> recv_impl(std::nullptr_t) {
+    std::optional<T> out;
+    lock.lock();
+    if (try_recv_keep(out)) return out;
+    detail::waiter w;
+    w.elem = &out;
+    recvq.push_back(&w);
+    detail::block(w, lock, "chan receive");
+    return out;
   }
 
   // A stop request removes the waiter and wakes it as canceled. The

@@ -30,6 +30,9 @@ inline g_base* require_g(const char* what) {
 
 // Starts f(args...) as a new G in the current G's runtime. Throws
 // std::logic_error outside a G. Returns the new G's id.
+// A yield point: every Traits::spawn_yield_every-th call (64 by default)
+// and when sysmon asked the caller to yield, it first lets the Gs queued so
+// far run; it may return on another thread (spawn_yield_every = 0: never).
 template <class F, class... Args>
 std::uint64_t go(F&& f, Args&&... args) {
   detail::g_base* gp = detail::require_g("gort::go");

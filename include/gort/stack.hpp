@@ -16,7 +16,8 @@
 // vm.max_map_count, leaving the rest to malloc, threads and libraries; the
 // environment variable GORT_GUARDED_STACKS=N overrides it), and beyond it
 // carves stacks from shared 8 MiB regions; the lowest 64 bytes of each such
-// stack hold a canary:
+// stack are a canary that must stay zero (nothing writes it, so it costs no
+// RAM: an untouched page reads as the kernel's shared zero page):
 //   guard_page: an overflow faults in the guard page at once; the SIGSEGV
 //               handler (detail/overflow.hpp) reports the G and aborts.
 //   canary:     an overflow is found when the G next switches out (the canary
@@ -78,7 +79,8 @@ struct stack {
   }
 };
 
-// Value written below a canary-protected stack; checked at every switch-out.
+// What every word below a canary-protected stack holds (zero: the slot's
+// untouched memory; nothing is written); checked at every switch-out.
 inline constexpr std::uint64_t stack_canary_value = detail::canary_value;
 inline constexpr std::size_t stack_canary_bytes = detail::canary_bytes;
 
@@ -192,7 +194,7 @@ class stack_allocator {
     }
     if (s.prot == stack::protection::canary) {
       ::madvise(s.limit(), static_cast<std::size_t>(s.hi - s.limit()),
-                MADV_DONTNEED);  // rewrite the canary when reused
+                MADV_DONTNEED);  // the pages go; the canary reads zero again
       try {
         slot(carved_free_, s.allocated_size()).push_back(s);
       } catch (const std::bad_alloc&) {  // the slot stays mapped, unused
@@ -277,7 +279,6 @@ class stack_allocator {
     if (auto* list = find(carved_free_, size); list && !list->empty()) {
       stack s = list->back();
       list->pop_back();
-      write_canary(s);
       return s;
     }
     // Slot i is [base + i*size, base + (i+1)*size): the canary, then the
@@ -287,6 +288,9 @@ class stack_allocator {
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
+    // With transparent huge pages set to "always", one touched byte would
+    // commit 2 MiB (8 stacks' worth at 256 KiB): stacks use a page or two.
+    ::madvise(p, bytes, MADV_NOHUGEPAGE);
     regions_.push_back(region{static_cast<char*>(p), bytes});
     auto& free_list = slot(carved_free_, size);
     free_list.reserve(free_list.size() + n);
@@ -296,15 +300,8 @@ class stack_allocator {
           stack{base + stack_canary_bytes, base + size, stack::protection::canary});
     }
     char* base = static_cast<char*>(p);
-    stack s{base + stack_canary_bytes, base + size, stack::protection::canary};
-    write_canary(s);
-    return s;
-  }
-
-  static void write_canary(const stack& s) noexcept {
-    auto* c = reinterpret_cast<std::uint64_t*>(s.lo - stack_canary_bytes);
-    for (std::size_t i = 0; i < stack_canary_bytes / 8; ++i)
-      c[i] = stack_canary_value;
+    // No canary to write: a fresh slot reads zero (detail::canary_value).
+    return stack{base + stack_canary_bytes, base + size, stack::protection::canary};
   }
 
   void release(const stack& s) noexcept {

@@ -53,7 +53,8 @@ struct default_traits {
   // Stack size of a G, in bytes: a multiple of the page size, at least
   // 16 KiB. Virtual memory is cheap (pages are committed on first touch);
   // what a G really uses is what it touches. Deep recursion or large locals
-  // need more; 100k+ parked Gs want smaller.
+  // need more; 100k+ parked Gs want smaller. With g_in_stack (below) the G
+  // struct itself lives at the top of this allocation.
   static constexpr std::size_t stack_size = 256 * 1024;
 
   // A deterministic runtime (gort::testing::sim_runtime): one P, the next
@@ -101,12 +102,43 @@ struct default_traits {
   // for whatever runs next on its thread.
   static constexpr bool preserve_fp_control = true;
 
-  // Gs kept per P for reuse (G structs; stacks are cached separately), and
-  // how many move to or from the global list at once.
+  // Where a G struct lives.
+  //   false: apart (new), ~300 bytes plus g_payload; the G gets a stack
+  //          from a per-P cache when it first runs and gives it back when
+  //          it exits. A queued G costs its struct only, and a G that runs
+  //          and exits reuses a warm stack: best for many short Gs and deep
+  //          run queues (skynet: 4-5x faster than true, docs/stacks.md).
+  //   true:  at the top of its own stack, made with it at spawn and kept
+  //          with it while dead. A parked G costs exactly one page (struct
+  //          and frames share the stack's top page; false costs that page
+  //          plus the struct): best for 100k+ mostly parked Gs, 4.0 KiB
+  //          per parked G instead of 4.3. But every queued G then owns a
+  //          stack page, so a large backlog of runnable Gs is slow.
+  static constexpr bool g_in_stack = false;
+  // Dead Gs kept per P for reuse (with g_in_stack, each with its stack),
+  // and how many move to or from the global list at once.
   static constexpr std::uint32_t gfree_local_max = 64;
   static constexpr std::uint32_t gfree_batch = 32;
-  // Stacks cached per P; half spills to the shared allocator beyond it.
+  // Dead Gs kept on the global list. Beyond it a G is freed (with
+  // g_in_stack, its stack goes back to the stack allocator, which pools
+  // some with their pages committed and releases the rest). Larger: fewer
+  // Gs made and freed when their number swings; smaller: less memory kept
+  // after a burst.
+  static constexpr std::uint32_t gfree_global_max = 1024;
+  // Stacks cached per P (g_in_stack false); half spills to the shared
+  // allocator beyond it.
   static constexpr std::uint32_t stack_cache_max = 64;
+  // Every spawn_yield_every-th gort::go of a G is a yield point: the spawner
+  // goes behind the Gs queued so far, so they run (and their G structs and
+  // stacks return to the free lists, still in cache) before it spawns more.
+  // A G that spawns a million in a row then keeps ~this many alive instead
+  // of a million (measured: 5x less CPU per spawn, docs/stacks.md). A G
+  // also yields here when sysmon asked it to (10 ms on its P); a G locked
+  // to its thread yields only then. So gort::go is a yield point: a caller
+  // must not hold a thread_local's address, or a std::mutex that other Gs
+  // take, across it. 0: gort::go never switches (a burst of spawns then
+  // keeps every G, and its stack page, alive until the spawner yields).
+  static constexpr std::uint32_t spawn_yield_every = 64;
 
   // The netpoller: a type with
   //   static std::unique_ptr<detail::netpoller_base> create(unsigned procs);

@@ -135,9 +135,7 @@ inline void check_stack_on_switch_out(const stack_info& si) noexcept {
   // heap-allocated fake stack.
   const char* sp = static_cast<const char*>(__builtin_frame_address(0));
   if (GORT_UNLIKELY(sp < si.stk.lo)) report_overflow(si, ", stack pointer below the limit");
-  if (si.stk.canary &&
-      GORT_UNLIKELY(*reinterpret_cast<const std::uint64_t*>(si.stk.limit) !=
-                    canary_value))
+  if (si.stk.canary && GORT_UNLIKELY(!canary_intact(si.stk.limit)))
     report_overflow(si, ", canary overwritten");
 }
 

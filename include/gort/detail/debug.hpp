@@ -7,9 +7,10 @@
 //   debug_allgs   every G struct alive in the process (Go's allgs, but
 //                 process-wide: a program may hold several runtimes), as an
 //                 intrusive doubly linked list through g_base::allg. A G
-//                 struct joins when malg() makes it and leaves when its
-//                 runtime is destroyed; dead Gs stay on it while they wait
-//                 on a free list for reuse, as in Go. The cost: one
+//                 struct joins when malg() makes it and leaves when it is
+//                 freed (gfree_one) or its runtime is destroyed; dead Gs
+//                 stay on it while they wait on a free list for reuse, as
+//                 in Go. The cost: one
 //                 uncontended lock per G struct made (G structs are reused,
 //                 so not per spawn) and per G struct freed.
 //

@@ -70,9 +70,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -134,6 +137,22 @@ inline std::int64_t schedtrace_ms_from_env() {
 
 inline std::atomic<std::uint64_t> next_goid{1};
 
+// How a deterministic runtime picks the next G (gort::testing::
+// sim_schedule re-exports it; docs/testing.md compares them).
+enum class sim_schedule : std::uint8_t {
+  random,     // uniformly among all runnable Gs, from the seeded PRNG
+  pct,        // PCT: seeded random priorities, the highest runs, demoted at
+              // pct_depth - 1 seeded change points (Burckhardt et al. 2010)
+  run_queue,  // the traits' run queue and runnext, as the real runtime with
+              // one P (no draw: tests a policy's order, reproducibly)
+};
+
+struct sim_schedule_options {
+  sim_schedule kind = sim_schedule::random;
+  unsigned pct_depth = 3;          // bugs of depth d need d - 1 change points
+  std::uint64_t pct_steps = 1000;  // the change points fall in [1, pct_steps]
+};
+
 template <class Traits>
 class basic_sched final : public sched_base {
   static_assert(Traits::stack_size % 4096 == 0 && Traits::stack_size >= 16 * 1024,
@@ -167,6 +186,15 @@ class basic_sched final : public sched_base {
   using p = basic_p<Traits>;
   using m = basic_m<Traits>;
   static constexpr bool fp = Traits::preserve_fp_control;
+  // With g_in_stack: the top of every G's stack that holds its struct
+  // (malg), in whole cache lines so the usable stack stays 64-byte aligned.
+  static constexpr bool g_in_stack = Traits::g_in_stack;
+  static constexpr std::size_t g_header_bytes =
+      g_in_stack ? (sizeof(g) + 63) & ~std::size_t{63} : 0;
+  static_assert(g_header_bytes <= Traits::stack_size / 4,
+                "gort traits: the G struct (g_payload included) lives at the top of its "
+                "stack and must take at most a quarter of stack_size: shrink g_payload "
+                "or raise stack_size");
 
   explicit basic_sched(const config& cfg);
   ~basic_sched() override;
@@ -175,6 +203,7 @@ class basic_sched final : public sched_base {
 
   // ---- sched_base ----
   void gopark(bool (*unlockf)(g_base*, void*), void* arg, const char* reason) override;
+  void endslice(g_base* gp);  // G: sysmon asked it to yield; demote runnext
   void goready(g_base* gp, bool next = true) override;
   void gosched() override;
   std::uint64_t spawn_task(task&& f) override { return newproc(std::move(f)); }
@@ -197,14 +226,30 @@ class basic_sched final : public sched_base {
     sim_deadlock_ = std::move(on_deadlock);
     sim_failure_ = std::move(on_failure);
   }
+  // Deterministic runtimes: how the next G is picked. Before the first G.
+  void set_sim_schedule(const sim_schedule_options& o);
+  // Deterministic runtimes: the scheduling decisions made so far (a PCT
+  // run's step count; explore() sizes the next runs' change points by it).
+  std::uint64_t sim_steps() const noexcept { return sim_steps_.load(std::memory_order_relaxed); }
+  void set_wait_object(const void* obj) noexcept override {
+    if constexpr (det) sim_wait_obj_ = obj;  // one M: the G that parks next is the caller
+    else (void)obj;
+  }
   // Any thread: events go to s from now on (null: none). The caller keeps
   // s alive until it is replaced, or the runtime is destroyed.
   void set_trace(trace::sink* s) noexcept { trace_.store(s, std::memory_order_release); }
   // Any thread. One relaxed load and a branch when no sink is installed.
-  void emit(trace::kind k, std::uint64_t g, std::uint64_t g2 = 0, int pid = -1,
-            const char* reason = "") noexcept {
+  // The no-tracer test inline (it sits on every park, ready and run); the
+  // event is built out of line.
+  [[gnu::always_inline]] void emit(trace::kind k, std::uint64_t g, std::uint64_t g2 = 0,
+                                   int pid = -1, const char* reason = "") noexcept {
+    // load-acquire: pairs with the store-release that installs the sink.
     trace::sink* s = trace_.load(std::memory_order_acquire);
     if (GORT_LIKELY(s == nullptr)) return;
+    emit_slow(s, k, g, g2, pid, reason);
+  }
+  [[gnu::noinline]] void emit_slow(trace::sink* s, trace::kind k, std::uint64_t g,
+                                   std::uint64_t g2, int pid, const char* reason) noexcept {
     trace::event e{k};
     e.ns = now();
     e.g = g;
@@ -237,7 +282,8 @@ class basic_sched final : public sched_base {
   g* gfget(p* pp);
   void gfput(p* pp, g* gp);
   g* malg();
-  gort::stack stackget(p* pp);
+  void gfree_one(g* gp) noexcept;  // allglock
+  gort::stack stackget(p* pp);     // !g_in_stack
   void stackput(p* pp, gort::stack s);
   static void gentry(transfer t) noexcept;
   static void escaped(g_base* gp, std::exception_ptr e) noexcept;
@@ -247,6 +293,8 @@ class basic_sched final : public sched_base {
   void runqput(p* pp, g_base* gp, bool next);
   void runqputslow(p* pp, g_base* gp);
   std::pair<g_base*, bool> runqget(p* pp);
+  std::uint64_t sim_draw() noexcept;           // deterministic runtimes
+  std::size_t pct_pick(std::uint64_t step);    // sim_schedule::pct
   void globrunqput(g_base* gp);                  // lock
   g_base* globrunqget(p* pp, std::int64_t max);  // lock
   g_base* runqsteal(p* pp, p* p2, bool steal_runnext);
@@ -294,6 +342,7 @@ class basic_sched final : public sched_base {
   bool exitsyscall0(m* mp, g_base* gp);
   bool park_m(m* mp, g_base* gp, const mcall_rec& rec);
   void gosched_m(m* mp, g_base* gp);
+  void requeue_yielded(p* pp, g_base* gp);
   void goexit0(m* mp, g_base* gp);
 
   // ---- timers ----
@@ -339,7 +388,7 @@ class basic_sched final : public sched_base {
   std::uint32_t gfree_n_ = 0;          // gfree_lock_
 
   std::mutex allglock_;                // allglock
-  std::vector<g*> allgs_;              // allglock: every G struct made
+  g_base* allgs_ = nullptr;            // allglock: every G struct alive (g_base::allnext)
 
   // Live Gs plus every P's gcredit: never below the true count, exact
   // when every P is idle (which is when checkdead and wait_all_gs need it
@@ -379,9 +428,27 @@ class basic_sched final : public sched_base {
   // and runqget picks one with sim_rng_; the clock is vclock_, advanced
   // only when every G is blocked (timer_sleep); no sysmon thread.
   static constexpr bool det = Traits::deterministic;
+  // PCT (sim_schedule::pct): each G's priority, drawn the first time it
+  // is picked from (keyed by goid, dropped at exit); pct_changes_ are the
+  // steps at which the G about to run is demoted below every drawn
+  // priority; a G picked pct_spin_limit times in a row while others wait
+  // (a yield loop waiting for them) is moved below all of them, so that
+  // strict priorities cannot livelock a spin-wait.
+  static constexpr std::uint64_t pct_spin_limit = 1024;
   std::vector<g_base*> simq_;                  // the P's owner
   std::uint64_t sim_rng_ = 0;                  // the P's owner
+  sim_schedule_options sim_opt_;               // set before any G runs
+  std::atomic<std::uint64_t> sim_steps_{0};    // written by the P's owner
+  std::unordered_map<std::uint64_t, std::int64_t> pct_prio_;  // the P's owner
+  std::vector<std::uint64_t> pct_changes_;     // ascending; set before any G runs
+  std::size_t pct_next_change_ = 0;            // the P's owner
+  std::int64_t pct_floor_ = 0;                 // the P's owner: lowest priority given
+  std::uint64_t pct_last_ = 0, pct_streak_ = 0;  // the P's owner
   std::atomic<std::uint64_t> sim_goid_{0};     // G ids, from 1 in each runtime
+  // allglock_: the last gopark arg of each G (a primitive's lock, an I/O
+  // op): Gs waiting on one object show one address in a deadlock report.
+  std::unordered_map<const g_base*, const void*> sim_wait_on_;
+  const void* sim_wait_obj_ = nullptr;  // the current G's set_wait_object, until its gopark
   std::atomic<std::int64_t> vclock_{1'000'000'000};
   std::function<void(std::string)> sim_deadlock_;        // lock_
   std::function<void(std::exception_ptr)> sim_failure_;  // set before any G runs
@@ -485,15 +552,7 @@ basic_sched<Traits>::~basic_sched() {
   }
   {
     std::lock_guard<std::mutex> lk(allglock_);
-    {
-      std::lock_guard<std::mutex> dlk(debug_allgs.mu);
-      for (g* gp : allgs_) debug_allgs.unlink(&gp->allg);
-    }
-    for (g* gp : allgs_) {
-      if (gp->stk) stacks_.deallocate(gp->stk);
-      delete gp;
-    }
-    allgs_.clear();
+    while (g_base* gp = allgs_) gfree_one(static_cast<g*>(gp));
   }
   np_.store(nullptr, std::memory_order_relaxed);
   np_owner_.reset();  // no M is left to poll it
@@ -570,6 +629,10 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
   else newg->payload = typename Traits::g_payload{};
   newg->schedlink = nullptr;
   newg->fn = std::move(f);
+  // g_in_stack: its first frame, at the top of the stack it already has
+  // (malg), the page of the G struct. Otherwise at its first run.
+  if constexpr (g_in_stack) newg->ctx.make(&newg->si, &gentry);
+  newg->nspawn = 0;
   if (det) {
     newg->goid = ++sim_goid_;  // per runtime: a replay prints the same ids
   } else if (pp != nullptr) {
@@ -608,6 +671,25 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
   if (pp != nullptr) {
     runqput(pp, newg, true);
     wakep();
+    // Yield points. Go preempts a spawning loop asynchronously; gort
+    // cannot, so spawning is where a spawner gives way: every
+    // spawn_yield_every-th spawn, and whenever sysmon has flagged it (10 ms
+    // on its P without a schedule). It then goes behind every queued G
+    // (gosched_m sends a preempted G to the global queue), so the Gs it
+    // made run, exit and return their G structs and stacks, still in
+    // cache, before it spawns more. Without it one G spawning 1M Gs at 1 P
+    // kept 1M Gs alive at once: first-touch faults and cold cache lines
+    // made a spawn 5x dearer (docs/stacks.md, "Spawning").
+    // spawn_yield_every = 0 keeps gort::go from ever switching (a caller
+    // may rely on staying on its thread across it).
+    if constexpr (Traits::spawn_yield_every != 0) {
+      if (GORT_UNLIKELY(++cur->nspawn == Traits::spawn_yield_every)) {
+        cur->nspawn = 0;
+        // A locked G would hand its P and thread off and back: not worth it.
+        if (cur->lockedm == nullptr) cur->preempt.store(true, std::memory_order_relaxed);
+      }
+      if (GORT_UNLIKELY(cur->preempt.load(std::memory_order_relaxed))) gosched();
+    }
   } else {
     inject(newg);
   }
@@ -635,43 +717,99 @@ typename basic_sched<Traits>::g* basic_sched<Traits>::gfget(p* pp) {
   return static_cast<g*>(gp);
 }
 
-// Owner. Puts a dead G on the P's free list; spills a batch to the global
-// list when the local one is full.
+// Owner. Puts a dead G (with its stack) on the P's free list; spills a
+// batch to the global list when the local one is full, and frees the Gs the
+// global list holds beyond gfree_global_max (Go keeps every G struct and
+// frees idle stacks at GC; here struct and stack are one allocation).
 template <class Traits>
 void basic_sched<Traits>::gfput(p* pp, g* gp) {
   gp->schedlink = pp->gfree;
   pp->gfree = gp;
   ++pp->gfree_n;
-  if (pp->gfree_n >= Traits::gfree_local_max) {
+  if (pp->gfree_n < Traits::gfree_local_max) return;
+  g_base* excess = nullptr;
+  {
     std::lock_guard<std::mutex> lk(gfree_lock_);
     while (pp->gfree_n > Traits::gfree_local_max - Traits::gfree_batch) {
       g_base* x = pp->gfree;
       pp->gfree = x->schedlink;
       --pp->gfree_n;
-      x->schedlink = gfree_;
-      gfree_ = x;
-      ++gfree_n_;
+      if (gfree_n_ < Traits::gfree_global_max) {
+        x->schedlink = gfree_;
+        gfree_ = x;
+        ++gfree_n_;
+      } else {
+        x->schedlink = excess;
+        excess = x;
+      }
     }
+  }
+  if (excess == nullptr) return;
+  std::lock_guard<std::mutex> lk(allglock_);
+  while (excess != nullptr) {
+    g_base* x = excess;
+    excess = x->schedlink;
+    gfree_one(static_cast<g*>(x));
   }
 }
 
-// A new G struct, registered in allgs (for checkdead and teardown) and in
-// debug_allgs (for debuggers).
+// A new G, registered in allgs (for checkdead and teardown) and in
+// debug_allgs (for debuggers). With g_in_stack the struct is built at the
+// top of a new stack (see g_base). Any thread; throws std::bad_alloc.
 template <class Traits>
 typename basic_sched<Traits>::g* basic_sched<Traits>::malg() {
-  auto gp = std::make_unique<g>();
+  g* gp;
+  if constexpr (g_in_stack) {
+    const gort::stack stk = stacks_.allocate(Traits::stack_size);
+    char* const top = stk.hi - g_header_bytes;
+#if GORT_ASAN
+    // A pooled stack may carry the redzones of its last user's frames.
+    __asan_unpoison_memory_region(top, g_header_bytes);
+#endif
+    gp = ::new (static_cast<void*>(top)) g();
+    gp->stk = stk;
+    gp->si.stk = stk.bounds();
+    gp->si.stk.hi = top;  // the usable stack ends below the struct
+  } else {
+    gp = new g();
+  }
   gp->sched = this;
   gp->si.kind = "G";
   std::lock_guard<std::mutex> lk(allglock_);
-  allgs_.push_back(gp.get());
+  gp->allnext = allgs_;
+  if (allgs_ != nullptr) allgs_->allprev = gp;
+  allgs_ = gp;
   {
     std::lock_guard<std::mutex> dlk(debug_allgs.mu);  // leaf lock
     debug_allgs.link(&gp->allg);
   }
-  return gp.release();
+  return gp;
 }
 
-// Owner. A stack for a G about to run for the first time.
+// allglock. Unregisters gp (dead, on no list) and frees it (with
+// g_in_stack, with the stack that holds it). preemptone holds allglock
+// while it uses the G it read from a P's curg, so a G is never freed under
+// it.
+template <class Traits>
+void basic_sched<Traits>::gfree_one(g* gp) noexcept {
+  if (gp->allprev != nullptr) gp->allprev->allnext = gp->allnext;
+  else allgs_ = gp->allnext;
+  if (gp->allnext != nullptr) gp->allnext->allprev = gp->allprev;
+  {
+    std::lock_guard<std::mutex> dlk(debug_allgs.mu);  // leaf lock
+    debug_allgs.unlink(&gp->allg);
+  }
+  if constexpr (g_in_stack) {
+    const gort::stack stk = gp->stk;
+    gp->~g();
+    stacks_.deallocate(stk);
+  } else {
+    if (gp->stk) stacks_.deallocate(gp->stk);  // only at teardown
+    delete gp;
+  }
+}
+
+// Owner, !g_in_stack. A stack for a G about to run for the first time.
 template <class Traits>
 gort::stack basic_sched<Traits>::stackget(p* pp) {
   if (pp->stackcache.empty()) return stacks_.allocate(Traits::stack_size);
@@ -748,7 +886,7 @@ void basic_sched<Traits>::mcall(g_base* gp, mcall_rec& rec, bool last) noexcept 
 // Owner. next=true puts gp in runnext and kicks the old runnext to the tail.
 template <class Traits>
 void basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
-  if constexpr (det) {  // every runnable G in one bag; runqget draws
+  if (det && sim_opt_.kind != sim_schedule::run_queue) {  // one bag; runqget draws
     simq_.push_back(gp);
     pp->sim_n.store(static_cast<std::uint32_t>(simq_.size()), std::memory_order_release);
     return;
@@ -757,9 +895,19 @@ void basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
     if (next && tls_m != nullptr && (static_cast<m*>(tls_m)->next_rand() & 1) != 0) next = false;
   }
   if (next) {
-    // exchange acq_rel: thieves CAS runnext to null; whatever was there is
-    // ours to requeue.
-    gp = pp->runnext.exchange(gp, std::memory_order_acq_rel);
+    if (procs_ == 1) {
+      // One P: no thief exists (runqsteal takes from another P's holder),
+      // so only the owner writes runnext; sysmon and schedtrace only read
+      // it. A load and a store-release (pairs with their load-acquire)
+      // instead of an xchg: ~10 ns on the 2-core VM, two per round trip.
+      g_base* old = pp->runnext.load(std::memory_order_relaxed);
+      pp->runnext.store(gp, std::memory_order_release);
+      gp = old;
+    } else {
+      // exchange acq_rel: thieves CAS runnext to null; whatever was there
+      // is ours to requeue.
+      gp = pp->runnext.exchange(gp, std::memory_order_acq_rel);
+    }
     if (gp == nullptr) return;
   }
   if (!pp->runq.put(gp)) runqputslow(pp, gp);
@@ -785,7 +933,7 @@ void basic_sched<Traits>::runqputslow(p* pp, g_base* gp) {
 // Owner. Returns a G and whether it inherits the time slice (runnext).
 template <class Traits>
 std::pair<g_base*, bool> basic_sched<Traits>::runqget(p* pp) {
-  if constexpr (det) {
+  if (det && sim_opt_.kind != sim_schedule::run_queue) {
     if (runqsize_.load(std::memory_order_relaxed) != 0) {  // injected Gs join the draw
       std::lock_guard<std::mutex> lk(lock_);
       while (g_base* gp = runqhead_) {
@@ -797,14 +945,18 @@ std::pair<g_base*, bool> basic_sched<Traits>::runqget(p* pp) {
       runqsize_.store(0, std::memory_order_relaxed);
     }
     if (simq_.empty()) return {nullptr, false};
-    sim_rng_ ^= sim_rng_ >> 12;  // xorshift64*
-    sim_rng_ ^= sim_rng_ << 25;
-    sim_rng_ ^= sim_rng_ >> 27;
-    const std::size_t i = static_cast<std::size_t>((sim_rng_ * 0x2545F4914F6CDD1Dull) >> 33) % simq_.size();
+    const std::uint64_t step = sim_steps_.load(std::memory_order_relaxed) + 1;
+    sim_steps_.store(step, std::memory_order_relaxed);
+    const std::size_t i = sim_opt_.kind == sim_schedule::pct
+                              ? pct_pick(step)
+                              : static_cast<std::size_t>(sim_draw() % simq_.size());
     g_base* gp = simq_[i];
     simq_.erase(simq_.begin() + static_cast<std::ptrdiff_t>(i));  // keep the others' order
     pp->sim_n.store(static_cast<std::uint32_t>(simq_.size()), std::memory_order_release);
     return {gp, false};
+  }
+  if constexpr (det) {  // sim_schedule::run_queue: count the decisions too
+    sim_steps_.store(sim_steps_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   if constexpr (Traits::shuffle_order) {  // sometimes the queue before runnext
     if (tls_m != nullptr && (static_cast<m*>(tls_m)->next_rand() & 3) == 0)
@@ -812,10 +964,78 @@ std::pair<g_base*, bool> basic_sched<Traits>::runqget(p* pp) {
   }
   // runnext first. Only the owner sets it non-null; thieves may CAS it away.
   g_base* next = pp->runnext.load(std::memory_order_acquire);
-  if (next != nullptr &&
-      pp->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
-    return {next, true};
+  if (next != nullptr) {
+    if (procs_ == 1) {  // no thief (see runqput): the owner alone clears it
+      pp->runnext.store(nullptr, std::memory_order_relaxed);
+      return {next, true};
+    }
+    if (pp->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
+      return {next, true};
+  }
   return {pp->runq.get(), false};
+}
+
+// Owner (deterministic runtimes): the next number of the seeded PRNG.
+template <class Traits>
+std::uint64_t basic_sched<Traits>::sim_draw() noexcept {
+  sim_rng_ ^= sim_rng_ >> 12;  // xorshift64*
+  sim_rng_ ^= sim_rng_ << 25;
+  sim_rng_ ^= sim_rng_ >> 27;
+  return (sim_rng_ * 0x2545F4914F6CDD1Dull) >> 33;
+}
+
+// Owner, sim_schedule::pct: the index in simq_ of the G to run at `step`.
+// Priorities drawn at first sight lie above pct_depth; a change point or a
+// spin-wait moves a G below every priority given so far.
+template <class Traits>
+std::size_t basic_sched<Traits>::pct_pick(std::uint64_t step) {
+  auto prio = [&](g_base* gp) -> std::int64_t& {
+    auto [it, fresh] = pct_prio_.try_emplace(gp->goid, 0);
+    if (fresh) it->second = static_cast<std::int64_t>(sim_opt_.pct_depth + 1 + (sim_draw() & 0x3fffffff));
+    return it->second;
+  };
+  auto top = [&] {
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < simq_.size(); ++i)  // ties: the one queued first
+      if (prio(simq_[i]) > prio(simq_[best])) best = i;
+    prio(simq_[best]);
+    return best;
+  };
+  std::size_t i = top();
+  while (pct_next_change_ < pct_changes_.size() && pct_changes_[pct_next_change_] <= step) {
+    ++pct_next_change_;  // the G that would run now is demoted: preempted here
+    prio(simq_[i]) = --pct_floor_;
+    i = top();
+  }
+  if (simq_.size() > 1 && simq_[i]->goid == pct_last_ && ++pct_streak_ >= pct_spin_limit) {
+    prio(simq_[i]) = --pct_floor_;  // a spin-wait: let the others run
+    i = top();
+  }
+  if (simq_[i]->goid != pct_last_) {
+    pct_last_ = simq_[i]->goid;
+    pct_streak_ = 0;
+  }
+  return i;
+}
+
+template <class Traits>
+void basic_sched<Traits>::set_sim_schedule(const sim_schedule_options& o) {
+  if constexpr (!det) {
+    (void)o;
+    throw std::logic_error("gort: set_sim_schedule needs a deterministic runtime");
+  } else {
+    if (o.kind == sim_schedule::pct && (o.pct_depth == 0 || o.pct_depth > 1000 || o.pct_steps == 0))
+      throw std::invalid_argument(
+          "gort::testing: a PCT schedule needs 1 <= pct_depth <= 1000 and pct_steps >= 1");
+    sim_opt_ = o;
+    pct_changes_.clear();
+    pct_next_change_ = 0;
+    if (o.kind == sim_schedule::pct) {
+      // d - 1 change points, uniform in [1, pct_steps], from the seed.
+      for (unsigned k = 1; k < o.pct_depth; ++k) pct_changes_.push_back(1 + sim_draw() % o.pct_steps);
+      std::sort(pct_changes_.begin(), pct_changes_.end());
+    }
+  }
 }
 
 // lock. Appends one G to the global queue.
@@ -866,12 +1086,15 @@ g_base* basic_sched<Traits>::runqsteal(p* pp, p* p2, bool steal_runnext) {
     // p2 is about to run it (a G readied by the running G, Go's 3 us
     // courtesy): steal only if it is still there afterwards. Spin, not
     // usleep(3): timer slack makes that ~73 us here (measured), paid per
-    // victim on every last steal round.
+    // victim on every last steal round. Without reading p2's runnext
+    // meanwhile: its owner writes it twice per channel round trip, and each
+    // read here made the next of those writes a cache miss (2-P pingpong
+    // on the 2-core VM: 254 -> 233 ns per round trip, medians of 9
+    // alternated runs). The CAS below is the one look; a G that left and
+    // came back (ABA) is stolen, which is legal, as Go's usleep(3) + CAS.
     const std::int64_t until = nanotime() + 3000;
-    do {
-      __builtin_ia32_pause();
-      if (p2->runnext.load(std::memory_order_acquire) != next) return nullptr;
-    } while (nanotime() < until);
+    do __builtin_ia32_pause();
+    while (nanotime() < until);
   }
   if (!p2->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
     return nullptr;
@@ -1005,10 +1228,12 @@ void basic_sched<Traits>::prepare_run(m* mp, p* pp, g_base* gp, bool inherit_tim
   // store-release: pairs with sysmon's load in preemptone (the G's fields
   // were initialised by whoever made it).
   pp->curg.store(gp, std::memory_order_release);
-  if (!gp->stk) {  // first run: the G gets its stack now, not at spawn
-    gp->stk = stackget(pp);
-    gp->si.stk = gp->stk.bounds();
-    gp->ctx.make(&gp->si, &gentry);
+  if constexpr (!g_in_stack) {
+    if (!gp->stk) {  // first run: the G gets its stack now, not at spawn
+      gp->stk = stackget(pp);
+      gp->si.stk = gp->stk.bounds();
+      gp->ctx.make(&gp->si, &gentry);
+    }
   }
   set_current_g(gp);
 }
@@ -1033,6 +1258,9 @@ bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec) {
   m* mp = static_cast<m*>(gp->m);
   p* pp = mp->pp;
   if (mp->lockedg != nullptr) return false;  // schedule() must stoplockedm
+  if constexpr (det) {  // a yielding G must be in the draw (gosched_m requeues it first)
+    if (rec.kind == mcall_rec::gosched && sim_opt_.kind != sim_schedule::run_queue) return false;
+  }
   // findrunnable's fairness rule: now and then the global queue goes first,
   // or Gs that keep yielding to each other would starve it.
   if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
@@ -1045,7 +1273,12 @@ bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec) {
     runqput(pp, next, true);
     return false;
   }
-  mp->pending = rec;
+  // Field by field: rec was just built with a byte store and 8-byte
+  // stores, and the struct copy's 16-byte load from it could not be
+  // forwarded from them (a store-forwarding stall, ~10 ns per park here).
+  mp->pending.kind = rec.kind;
+  mp->pending.unlockf = rec.unlockf;
+  mp->pending.arg = rec.arg;
   mp->pending_g = gp;
   prepare_run(mp, pp, next, inherit);
   // G to G: both sides parked here or in mcall; `ret` keeps the return
@@ -1067,8 +1300,7 @@ void basic_sched<Traits>::after_switch(g_base* self) {
   if (rec.kind == mcall_rec::gosched) {
     emit(trace::kind::yield, prev->goid, 0, mp->pp->id);
     casgstatus(prev, gstatus::running, gstatus::runnable);
-    prev->preempt.store(false, std::memory_order_relaxed);
-    runqput(mp->pp, prev, false);
+    requeue_yielded(mp->pp, prev);
     return;
   }
   GORT_ASSERT(rec.kind == mcall_rec::park, "after_switch: unexpected request");
@@ -1526,8 +1758,38 @@ void basic_sched<Traits>::gopark(bool (*unlockf)(g_base*, void*), void* arg,
   g_base* gp = current_g();
   GORT_ASSERT(gp != nullptr && gp->sched == this, "gopark: not on a G of this runtime");
   gp->waitreason = reason;
+  // load relaxed: sysmon's store in preemptone; a late one waits a park.
+  if (GORT_UNLIKELY(gp->preempt.load(std::memory_order_relaxed))) endslice(gp);
+  if constexpr (det) {  // for the deadlock report: what it waits on
+    std::lock_guard<std::mutex> lk(allglock_);
+    sim_wait_on_[gp] = sim_wait_obj_ != nullptr ? std::exchange(sim_wait_obj_, nullptr) : arg;
+  }
   mcall_rec rec{mcall_rec::park, unlockf, arg};
   if (!gogo_next(gp, rec)) mcall(gp, rec);
+}
+
+// G, owner of its P, about to park after sysmon asked it to yield (its time
+// slice, inherited through runnext, has lasted 10 ms). Two Gs that ready
+// each other (a channel ping-pong) pass the P back and forth through
+// runnext forever, each inheriting the slice: nothing else queued on the P
+// would ever run (at 1 P, never; test "chan: a ping-ponging pair does not
+// starve a queued G"). Go breaks such a pair by preempting the running G
+// asynchronously; gort does it here: the G in runnext goes behind the
+// local queue, and the next G starts a fresh slice (schedtick moves).
+template <class Traits>
+void basic_sched<Traits>::endslice(g_base* gp) {
+  gp->preempt.store(false, std::memory_order_relaxed);
+  p* pp = static_cast<m*>(gp->m)->pp;
+  if (pp == nullptr) return;
+  // load-acquire: pairs with the release of the owner's own earlier write.
+  g_base* next = pp->runnext.load(std::memory_order_acquire);
+  if (next == nullptr) return;
+  if (procs_ == 1) {  // no thief (see runqput)
+    pp->runnext.store(nullptr, std::memory_order_relaxed);
+  } else if (!pp->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
+    return;  // a thief took it: it runs elsewhere
+  }
+  runqput(pp, next, false);
 }
 
 // g0. Returns false if unlockf refused the park (the G must run again).
@@ -1548,6 +1810,12 @@ bool basic_sched<Traits>::park_m(m* mp, g_base* gp, const mcall_rec& rec) {
 // next, inheriting the time slice), or injected when there is no P here.
 template <class Traits>
 void basic_sched<Traits>::goready(g_base* gp, bool next) {
+  if constexpr (det) {
+    // After a deadlock report the blocked Gs are abandoned (their stacks
+    // go with the runtime): a late wakeup, say a socket closed by the test
+    // after run() returned, must not run one.
+    if (sim_deadlocked_.load(std::memory_order_acquire)) return;
+  }
   g_base* cur = current_g();
   emit(trace::kind::ready, gp->goid, cur != nullptr ? cur->goid : 0);
   casgstatus(gp, gstatus::waiting, gstatus::runnable);
@@ -1560,7 +1828,9 @@ void basic_sched<Traits>::goready(g_base* gp, bool next) {
   if (mp != nullptr) {
     if (p* pp = mp->pp) {
       runqput(pp, gp, next);
-      wakep();
+      // With one P, which we hold, no P is idle: wakep would find npidle
+      // == 0 after a seq_cst fence (~7 ns here) and do nothing.
+      if (procs_ != 1) wakep();
       return;
     }
   }
@@ -1581,8 +1851,22 @@ void basic_sched<Traits>::gosched_m(m* mp, g_base* gp) {
   emit(trace::kind::yield, gp->goid, 0, mp->pp->id);
   casgstatus(gp, gstatus::running, gstatus::runnable);
   dropg(mp);
-  gp->preempt.store(false, std::memory_order_relaxed);
-  runqput(mp->pp, gp, false);
+  requeue_yielded(mp->pp, gp);
+}
+
+// Owner of pp, gp runnable and on no queue: where a yielding G goes. To the
+// back of the local queue; a G that sysmon asked to yield (it held the P
+// 10 ms) to the back of the global queue, behind everything queued anywhere
+// (Go's gopreempt_m). The M calling this schedules next and so finds it:
+// no wakep needed.
+template <class Traits>
+void basic_sched<Traits>::requeue_yielded(p* pp, g_base* gp) {
+  if (GORT_UNLIKELY(gp->preempt.exchange(false, std::memory_order_relaxed))) {
+    std::lock_guard<std::mutex> lk(lock_);
+    globrunqput(gp);
+    return;
+  }
+  runqput(pp, gp, false);
 }
 
 // g0. The G's body returned.
@@ -1597,9 +1881,16 @@ void basic_sched<Traits>::goexit0(m* mp, g_base* gp) {
     gp->lockedm = nullptr;
     gp->locked_count = 0;
   }
-  stackput(pp, gp->stk);
-  gp->stk = {};
-  gfput(pp, static_cast<g*>(gp));
+  if constexpr (det) {
+    pct_prio_.erase(gp->goid);
+    std::lock_guard<std::mutex> lk(allglock_);
+    sim_wait_on_.erase(gp);  // the struct may be freed or reused
+  }
+  if constexpr (!g_in_stack) {
+    stackput(pp, gp->stk);
+    gp->stk = {};
+  }
+  gfput(pp, static_cast<g*>(gp));  // g_in_stack: with the stack holding it
   // One credit earned (see gcount_); the surplus goes back in a batch. The
   // count cannot reach zero here: this P still holds credits. It does in
   // pidleput, when the last busy P goes idle.

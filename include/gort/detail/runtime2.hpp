@@ -64,10 +64,19 @@ struct mcall_rec {
 };
 
 // The part of a G that does not depend on the traits.
+//
+// With the traits' g_in_stack, a G struct lives at the top of its own
+// stack (malg): a parked G then costs one page of RAM (its struct and its
+// frames share the stack's top page) instead of a page plus the struct. G
+// and stack are made together, stay together while the G waits on a free
+// list (as in Go), and are freed together (gfree_one); `stk` is the whole
+// allocation and si.stk.hi, where the usable stack ends, lies just below
+// the struct. Without it, `stk` is empty until the G first runs and goes
+// back to the P's stack cache when it exits.
 struct g_base {
   context ctx;            // saved registers while not running
-  stack_info si;          // kind "G", goid, the stack's bounds (for reports)
-  gort::stack stk;        // empty until the G first runs
+  stack_info si;          // kind "G", goid, the usable stack's bounds
+  gort::stack stk;        // see above
   std::atomic<gstatus> atomicstatus{gstatus::idle};
   // The one intrusive link: a G is on at most one queue at a time (global
   // run queue, a free list, a wait queue of a sync primitive).
@@ -81,9 +90,16 @@ struct g_base {
   void* m = nullptr;            // the M running it (an M of `sched`), or null
   void* lockedm = nullptr;      // lock_os_thread: the M it is wired to
   std::uint32_t locked_count = 0;
+  // Gs spawned by this G (owner only): every Traits::spawn_yield_every-th
+  // spawn is a yield point (newproc).
+  std::uint32_t nspawn = 0;
   void* param = nullptr;        // passed by a waker (Go's gp.param)
   task fn;                      // the body; reset when it returns
   allg_node allg;               // on debug_allgs while the struct lives (debug.hpp)
+  // On its runtime's allgs list while the struct lives (allglock): an
+  // intrusive list, so keeping track of a G costs no memory outside it.
+  g_base* allnext = nullptr;
+  g_base* allprev = nullptr;
   gstatus status() const noexcept {
     return atomicstatus.load(std::memory_order_acquire);
   }
@@ -167,6 +183,8 @@ inline void casgstatus(g_base* gp, gstatus from, gstatus to) noexcept {
 
 // The type-erased scheduler interface. Everything the public, non-template
 // API needs to do on "the runtime of the current G".
+class vnet_base;  // gort/net.hpp
+
 class sched_base {
  public:
   // Current G only: park it. After the switch to g0, unlockf(gp, arg) runs
@@ -198,7 +216,19 @@ class sched_base {
   // Any G of this runtime: its netpoller, made on first use (netpoll.hpp).
   // Throws std::system_error if no backend can be set up.
   virtual netpoller_base* netpoller() = 0;
+  // The in-memory network that stands in for the kernel's in this runtime
+  // (gort::testing::sim_network), or null: gort::net goes to it when set.
+  // Set before the first G runs, by the runtime's owner.
+  vnet_base* vnet() const noexcept { return vnet_; }
+  // Current G, right before gopark: the object it is about to wait on,
+  // when the park's arg is not that object (a deterministic runtime's
+  // deadlock report names it; others ignore it).
+  virtual void set_wait_object(const void* /*obj*/) noexcept {}
+  void set_vnet(vnet_base* v) noexcept { vnet_ = v; }
   virtual ~sched_base() = default;
+
+ private:
+  vnet_base* vnet_ = nullptr;
 };
 
 // The calling G's runtime clock (sched_base::now(): a deterministic
@@ -248,7 +278,8 @@ struct basic_p {
   run_queue_type runq;
   std::atomic<g_base*> runnext{nullptr};
 
-  // Owner only: free Gs (no stacks) and a stack cache.
+  // Owner only: free Gs (with g_in_stack, each with its stack) and a
+  // stack cache (without).
   g_base* gfree = nullptr;
   std::uint32_t gfree_n = 0;
   std::vector<gort::stack> stackcache;

@@ -16,21 +16,28 @@ namespace detail {
 
 class spinlock {
  public:
+  // The uncontended case inline (one xchg); waiting out of line.
   void lock() noexcept {
-    for (int spins = 0;; ++spins) {
-      // exchange-acquire: pairs with the store-release in unlock().
-      if (!held_.exchange(true, std::memory_order_acquire)) return;
-      while (held_.load(std::memory_order_relaxed)) {
-        if (spins < 64) __builtin_ia32_pause();
-        else ::sched_yield();  // the holder may have been preempted
-        ++spins;
-      }
-    }
+    // exchange-acquire: pairs with the store-release in unlock().
+    if (GORT_LIKELY(!held_.exchange(true, std::memory_order_acquire))) return;
+    lock_slow();
   }
   bool try_lock() noexcept { return !held_.exchange(true, std::memory_order_acquire); }
   void unlock() noexcept { held_.store(false, std::memory_order_release); }
 
  private:
+  [[gnu::noinline]] void lock_slow() noexcept {
+    for (int spins = 0;; ++spins) {
+      while (held_.load(std::memory_order_relaxed)) {
+        if (spins < 64) __builtin_ia32_pause();
+        else ::sched_yield();  // the holder may have been preempted
+        ++spins;
+      }
+      // exchange-acquire: pairs with the store-release in unlock().
+      if (!held_.exchange(true, std::memory_order_acquire)) return;
+    }
+  }
+
   std::atomic<bool> held_{false};
 };
 

@@ -146,8 +146,12 @@ std::uint32_t basic_sched<Traits>::retake(std::int64_t now) {
 // reports it once if it has held the P for far longer.
 template <class Traits>
 void basic_sched<Traits>::preemptone(p* pp, std::int64_t ran_ns) {
-  // load-acquire: pairs with the store-release in execute. G structs are
-  // never freed while the runtime lives, so a stale gp is still a G.
+  // A G struct is freed only under allglock and only once dead and on a
+  // free list, after its P dropped it from curg (gfput, gfree_one):
+  // holding allglock, the gp read here stays a G, even if stale. Rare: only
+  // for a P whose G has held it 10 ms.
+  std::lock_guard<std::mutex> lk(allglock_);
+  // load-acquire: pairs with the store-release in prepare_run.
   g_base* gp = pp->curg.load(std::memory_order_acquire);
   if (gp == nullptr) return;
   gp->preempt.store(true, std::memory_order_relaxed);
@@ -180,14 +184,25 @@ void basic_sched<Traits>::checkdead() {
   if (runqsize_.load(std::memory_order_relaxed) != 0) return;
   std::string report;
   int waiting = 0;
+  std::unordered_map<const void*, std::size_t> objects;  // deterministic runtimes
   {
     std::lock_guard<std::mutex> lk(allglock_);
-    for (g* gp : allgs_) {
+    for (g_base* gp = allgs_; gp != nullptr; gp = gp->allnext) {
       switch (gp->status()) {
         case gstatus::waiting:
           ++waiting;
-          if (waiting <= 100)
-            report += "\n  G " + std::to_string(gp->goid) + " [" + gp->waitreason + "]";
+          if (waiting <= 100) {
+            report += "\n  G " + std::to_string(gp->goid) + " [" + gp->waitreason;
+            if constexpr (det) {  // the object it waits on (Go prints none), numbered
+              // in order of first appearance: the same for every run of a seed
+              auto it = sim_wait_on_.find(gp);
+              const void* obj = it != sim_wait_on_.end() ? it->second : nullptr;
+              auto [num, fresh] = objects.try_emplace(obj, objects.size() + 1);
+              (void)fresh;
+              report += " on #" + std::to_string(num->second);
+            }
+            report += "]";
+          }
           break;
         case gstatus::runnable:
         case gstatus::running:
