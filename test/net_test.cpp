@@ -95,6 +95,16 @@ void serve_echo(gort::net::listener& ln, gort::wait_group& wg) {
 
 }  // namespace
 
+TEST_CASE("net: address::parse takes numeric addresses only", "[net]") {
+  CHECK(gort::net::address::parse("127.0.0.1:80").to_string() == "127.0.0.1:80");
+  CHECK(gort::net::address::parse("[::1]:0").to_string() == "[::1]:0");
+  CHECK(gort::net::address::parse(":8080").port() == 8080);
+  std::error_code ec;
+  CHECK(gort::net::address::parse("localhost:80", ec).empty());
+  CHECK(ec == gort::net::error::bad_address);
+  CHECK_THROWS_AS(gort::net::address::parse("1.2.3.4:70000"), std::system_error);
+}
+
 TEMPLATE_TEST_CASE("net: echo round trips over many concurrent connections", "[net]",
                    uring_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {

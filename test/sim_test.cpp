@@ -99,6 +99,21 @@ TEST_CASE("sim: a deadlock is reported with every blocked G, not fatal", "[sim]"
   CHECK(r.blocked.find("chan receive") != std::string::npos);
   CHECK(r.blocked.find("chan send") != std::string::npos);
   CHECK(r.what().find("seed 11") != std::string::npos);
+  // Each line names the object waited on: the two receivers share `a`'s,
+  // the sender has `b`'s.
+  auto on = [&](const std::string& reason, std::size_t from = 0) {
+    const auto at = r.blocked.find("[" + reason + " on ", from);
+    REQUIRE(at != std::string::npos);
+    const auto start = at + reason.size() + 5;
+    return std::make_pair(r.blocked.substr(start, r.blocked.find(']', start) - start), at + 1);
+  };
+  const auto [recv1, next] = on("chan receive");
+  const auto [recv2, unused] = on("chan receive", next);
+  (void)unused;
+  const auto [send, unused2] = on("chan send");
+  (void)unused2;
+  CHECK(recv1 == recv2);
+  CHECK(recv1 != send);
 }
 
 TEST_CASE("sim: an exception in any G is the scenario's failure", "[sim]") {
@@ -137,8 +152,8 @@ TEST_CASE("sim: explore finds the schedule that loses an update, and replays it"
   auto res = gort::testing::explore(racy, {.first_seed = 1, .runs = 200, .print = false});
   REQUIRE_FALSE(res.ok);
   CHECK(res.failure.what().find("lost update") != std::string::npos);
-  // The failing seed fails again, alone.
-  gort::testing::sim_runtime replay(res.failure.seed);
+  // The failing schedule (seed and kind) fails again, alone.
+  gort::testing::sim_runtime replay(res.failure.options);
   CHECK_FALSE(replay.run(racy).ok());
 
   // A correct version passes every schedule.
@@ -164,11 +179,96 @@ TEST_CASE("sim: explore finds the schedule that loses an update, and replays it"
   CHECK(ok.runs == 200);
 }
 
+TEST_CASE("sim: a PCT schedule is reproducible and differs from the random one", "[sim]") {
+  auto trace = [](gort::testing::sim_options o) {
+    std::string out;
+    gort::testing::sim_runtime rt(o);
+    auto r = rt.run([&] {
+      gort::wait_group wg;
+      for (char c = 'a'; c < 'f'; ++c) {
+        wg.add(1);
+        gort::go([&, c] {
+          for (int i = 0; i < 4; ++i) {
+            out += c;
+            gort::yield();
+          }
+          wg.done();
+        });
+      }
+      wg.wait();
+    });
+    REQUIRE(r.ok());
+    CHECK(r.steps > 20);
+    return out;
+  };
+  using gort::testing::sim_schedule;
+  const gort::testing::sim_options pct{.seed = 9, .schedule = sim_schedule::pct, .pct_depth = 3,
+                                       .pct_steps = 30};
+  const std::string a = trace(pct);
+  CHECK(a.size() == 20);
+  CHECK(trace(pct) == a);  // same seed, same options: same interleaving
+  // Strict priorities: a G keeps running through its yields, so a PCT trace
+  // is mostly runs of one letter; the random schedule mixes them.
+  auto switches = [](const std::string& s) {
+    int n = 0;
+    for (std::size_t i = 1; i < s.size(); ++i) n += s[i] != s[i - 1];
+    return n;
+  };
+  CHECK(switches(a) <= 4 + 2);  // one per G handed over, plus the change points
+  CHECK(switches(trace({.seed = 9})) > switches(a));
+}
+
+TEST_CASE("sim: PCT finds an ordering bug a random schedule practically never hits", "[sim]") {
+  // The bug shows only when `setter` finishes 200 steps before `checker`
+  // takes its second: about 2^-200 per random schedule. It has depth 1 (one
+  // ordering constraint), so PCT with depth 1 (no change points: strict
+  // priorities) hits it whenever setter draws the higher priority, about
+  // half of the runs. Deeper settings add change points, which here mostly
+  // interrupt setter's long run: pick the depth for the bugs you hunt.
+  auto scenario = [] {
+    auto done = std::make_shared<bool>(false);
+    gort::wait_group wg;
+    wg.add(2);
+    gort::go([&wg, done] {
+      for (int i = 0; i < 200; ++i) gort::yield();
+      *done = true;
+      wg.done();
+    });
+    gort::go([&wg, done] {
+      gort::yield();
+      const bool bug = *done;
+      wg.done();
+      if (bug) throw std::runtime_error("checker ran after setter finished");
+    });
+    wg.wait();
+  };
+  auto rnd = gort::testing::explore(scenario, {.runs = 100, .pct = false, .print = false});
+  CHECK(rnd.ok);
+  auto res = gort::testing::explore(
+      scenario, {.runs = 40, .random = false, .pct_depth = 1, .print = false});
+  REQUIRE_FALSE(res.ok);
+  CHECK(res.failure.options.schedule == gort::testing::sim_schedule::pct);
+  CHECK(res.failure.what().find("checker ran after setter") != std::string::npos);
+  gort::testing::sim_runtime replay(res.failure.options);
+  CHECK_FALSE(replay.run(scenario).ok());
+  // The printed replay line's GORT_SIM_SCHEDULE names the same schedule.
+  const auto o = gort::testing::detail_sim::parse_schedule_env(
+      gort::testing::detail_sim::schedule_env(res.failure.options).c_str(), res.failure.seed);
+  CHECK(o.schedule == res.failure.options.schedule);
+  CHECK(o.pct_depth == res.failure.options.pct_depth);
+  CHECK(o.pct_steps == res.failure.options.pct_steps);
+  CHECK_THROWS_AS(gort::testing::detail_sim::parse_schedule_env("pct:x", 1), std::invalid_argument);
+}
+
 TEST_CASE("sim: misuse is a clear error", "[sim]") {
   gort::testing::sim_runtime rt(1);
   CHECK(rt.run([] {}).ok());
   CHECK_THROWS_AS(rt.run([] {}), std::logic_error);
   CHECK_THROWS_AS(gort::testing::sim_runtime(1, gort::config{.procs = 4}), std::invalid_argument);
+  using gort::testing::sim_schedule;
+  CHECK_THROWS_AS(gort::testing::sim_runtime({.seed = 1, .schedule = sim_schedule::pct, .pct_depth = 0}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(gort::testing::explore([] {}, {.random = false, .pct = false}), std::invalid_argument);
 }
 
 #include <gort/testing/shuffle.hpp>

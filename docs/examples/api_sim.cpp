@@ -1,6 +1,8 @@
 // Samples for docs/testing.md, "Testing code that runs on gort" (regions
 // marked [name] ... [/name], checked by docs/check_examples.py).
 #include <atomic>
+#include <memory>
+#include <span>
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -10,7 +12,18 @@
 #include <gort/testing/shuffle.hpp>
 #include <gort/testing/sim.hpp>
 
+#include "echo_server.hpp"
+#include "lifo_run_queue.hpp"
+
 using namespace std::chrono_literals;
+
+// [policy_sim_traits]
+// A policy under the deterministic runtime: the same queue, plus
+// deterministic = true; sim_schedule::run_queue makes the queue pick.
+struct lifo_sim_traits : example::lifo_traits {
+  static constexpr bool deterministic = true;
+};
+// [/policy_sim_traits]
 
 int main() {
   // [replay]
@@ -91,6 +104,83 @@ int main() {
               static_cast<unsigned long long>(res.runs));
   if (res.ok) return 1;  // this scenario has a race; explore must find it
   // [/explore]
+
+  // [pct]
+  // A bug of depth 1: `checker` must run its second step only after
+  // `setter`'s 100 yields. Random schedules practically never do that
+  // (about 2^-100 per run); PCT runs the higher-priority G until it
+  // blocks, so about every other PCT run does.
+  auto pct = gort::testing::explore(
+      [] {
+        auto done = std::make_shared<bool>(false);
+        gort::wait_group wg;
+        wg.add(2);
+        gort::go([&wg, done] {
+          for (int i = 0; i < 100; ++i) gort::yield();
+          *done = true;
+          wg.done();
+        });
+        gort::go([&wg, done] {
+          gort::yield();
+          const bool late = *done;
+          wg.done();
+          if (late) throw std::runtime_error("checker ran after setter");
+        });
+        wg.wait();
+      },
+      {.runs = 20, .random = false, .pct = true, .pct_depth = 1});
+  if (pct.ok || pct.failure.options.schedule != gort::testing::sim_schedule::pct) return 1;
+  // [/pct]
+
+  // [network]
+  // The echo example's handler on the in-memory network: 10 ms each way,
+  // reads of 1-4 bytes at a time, all on the virtual clock and the seed.
+  gort::testing::sim_runtime net_rt({.seed = 42, .net = {.latency = 10ms, .max_read = 4}});
+  auto net = net_rt.run([] {
+    auto ln = gort::net::listen_tcp("127.0.0.1:7000");  // nothing touches the kernel
+    gort::wait_group server;
+    server.add(1);
+    gort::go([&] {
+      gort::net::conn c = ln.accept();
+      echo::handle(c);  // docs/examples/echo_server.hpp, unchanged
+      server.done();
+    });
+    const auto t0 = gort::now();
+    gort::net::conn c = gort::net::dial_tcp("localhost:7000");  // 10 ms: the handshake
+    c.write(gort::net::as_bytes("hello, sim"));
+    std::string back(10, '\0');
+    c.read_full(std::as_writable_bytes(std::span(back)));  // several partial reads
+    if (back != "hello, sim" || gort::now() - t0 != 30ms) throw std::runtime_error("echo");
+    c.close();  // the handler reads EOF and returns
+    server.wait();
+  });
+  if (!net.ok()) return 1;
+  // [/network]
+
+  // [policy_sim]
+  // The LIFO-slot policy, deterministically: the queue picks, the seed
+  // does not matter, the clock is virtual.
+  auto order = [](std::uint64_t seed) {
+    std::string ran;
+    gort::testing::basic_sim_runtime<lifo_sim_traits> rt(
+        {.seed = seed, .schedule = gort::testing::sim_schedule::run_queue});
+    auto r = rt.run([&] {
+      gort::wait_group wg;
+      for (char name : {'a', 'b', 'c', 'd'}) {
+        wg.add(1);
+        gort::go([&, name] {
+          ran += name;
+          wg.done();
+        });
+      }
+      wg.wait();
+    });
+    if (!r.ok()) throw std::runtime_error(r.what());
+    return ran;
+  };
+  // d was in runnext; c, displaced last, sat in the LIFO slot; then FIFO.
+  if (order(1) != "dcab" || order(2) != order(1)) return 1;
+  // [/policy_sim]
 
   // [stress]
   // The real runtime, shuffled, 20 runs on each of 1, 2 and 4 Ps: with TSan

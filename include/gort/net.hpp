@@ -34,10 +34,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -147,6 +149,49 @@ class address {
   socklen_t len_ = 0;
 };
 
+}  // namespace net
+
+namespace detail {
+// An in-memory network behind gort::net, in place of the kernel's: a
+// runtime that has one (sched_base::vnet(); gort::testing::sim_network)
+// sends every listen, dial and socket op here. Results as the pollers':
+// >= 0 done, < 0 a negated errno. Deadlines are on the runtime's clock
+// (nanotime or virtual), 0 = none. Called from Gs of that runtime only.
+class vsocket {
+ public:
+  virtual ~vsocket() = default;
+  virtual std::int64_t read(std::byte* buf, std::size_t len, std::int64_t deadline) = 0;
+  // May write less than len (the peer's window is full); the caller loops.
+  virtual std::int64_t write(const std::byte* buf, std::size_t len, std::int64_t deadline) = 0;
+  virtual int shutdown_write() = 0;
+  virtual std::int64_t accept(std::shared_ptr<vsocket>& out, std::int64_t deadline) = 0;
+  virtual std::int64_t send_to(const std::byte* buf, std::size_t len, const net::address& to) = 0;
+  virtual std::int64_t recv_from(std::byte* buf, std::size_t len, net::address& from,
+                                 std::int64_t deadline) = 0;
+  // Wakes the socket's blocked ops (bad_file_descriptor); a second close
+  // returns -EBADF.
+  virtual int close() = 0;
+  virtual bool is_closed() const noexcept = 0;
+  virtual net::address local_addr() const = 0;
+  virtual net::address remote_addr() const = 0;
+  std::atomic<std::int64_t> rdeadline{0};
+  std::atomic<std::int64_t> wdeadline{0};
+};
+
+class vnet_base {
+ public:
+  virtual ~vnet_base() = default;
+  // A name that is not a numeric address ("localhost", a name the test
+  // registered); ec set (resolver_category) when unknown.
+  virtual std::vector<net::address> lookup(const std::string& host, std::uint16_t port,
+                                           std::error_code& ec) = 0;
+  virtual int listen_tcp(const net::address& a, std::shared_ptr<vsocket>& out) = 0;
+  virtual int dial_tcp(const net::address& a, std::shared_ptr<vsocket>& out) = 0;
+  virtual int listen_udp(const net::address& a, std::shared_ptr<vsocket>& out) = 0;
+};
+}  // namespace detail
+
+namespace net {
 namespace detail_net {
 
 using ::gort::detail::fd_desc;
@@ -154,13 +199,17 @@ using ::gort::detail::io_req;
 using ::gort::detail::netpoller_base;
 using ::gort::detail::op_kind;
 
-inline netpoller_base* poller(const char* what) {
+using ::gort::detail::vnet_base;
+using ::gort::detail::vsocket;
+
+inline ::gort::detail::sched_base* require_g(const char* what) {
   ::gort::detail::g_base* gp = ::gort::detail::current_g();
   if (gp == nullptr)
     throw std::logic_error(std::string("gort::net: ") + what +
                            " must be called from inside a G (it parks the G)");
-  return gp->sched->netpoller();
+  return gp->sched;
 }
+inline netpoller_base* poller(const char* what) { return require_g(what)->netpoller(); }
 
 inline std::error_code errno_code(std::int64_t neg) noexcept {
   return {static_cast<int>(-neg), std::system_category()};
@@ -223,6 +272,22 @@ inline bool parse_numeric(const std::string& host, std::uint16_t port, address& 
   return false;
 }
 
+}  // namespace detail_net
+
+inline address address::parse(std::string_view s, std::error_code& ec) {
+  ec.clear();
+  std::string host;
+  std::uint16_t port = 0;
+  address a;
+  if (!detail_net::split_host_port(s, host, port) || !detail_net::parse_numeric(host, port, a)) {
+    ec = make_error_code(error::bad_address);
+    return {};
+  }
+  return a;
+}
+
+namespace detail_net {
+
 // Resolves "host:port" to candidates (numeric fast path; names through
 // getaddrinfo in gort::blocking, so the P goes on without this M).
 inline std::vector<address> resolve(std::string_view s, int socktype, std::error_code& ec) {
@@ -235,6 +300,7 @@ inline std::vector<address> resolve(std::string_view s, int socktype, std::error
   }
   address a;
   if (parse_numeric(host, port, a)) return {a};
+  if (vnet_base* vn = ::gort::detail::current_g()->sched->vnet()) return vn->lookup(host, port, ec);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = socktype;
@@ -282,27 +348,36 @@ class socket_base {
  public:
   socket_base() noexcept = default;
   socket_base(socket_base&& o) noexcept
-      : np_(std::exchange(o.np_, nullptr)), d_(std::exchange(o.d_, nullptr)) {}
+      : np_(std::exchange(o.np_, nullptr)), d_(std::exchange(o.d_, nullptr)), v_(std::move(o.v_)) {}
   socket_base& operator=(socket_base&& o) noexcept {
     if (this != &o) {
       release();
       np_ = std::exchange(o.np_, nullptr);
       d_ = std::exchange(o.d_, nullptr);
+      v_ = std::move(o.v_);
     }
     return *this;
   }
   ~socket_base() { release(); }
 
   bool is_open() const noexcept {
+    if (v_) return !v_->is_closed();
     return d_ != nullptr && !d_->closing.load(std::memory_order_acquire);
   }
   explicit operator bool() const noexcept { return is_open(); }
   int native_handle() const noexcept { return d_ != nullptr ? d_->fd : -1; }
+  // The in-memory socket this object is (gort::testing::sim_network), or
+  // null for a kernel socket.
+  detail_net::vsocket* in_memory_socket() const noexcept { return v_.get(); }
 
   // Closes it; Gs blocked on it wake with bad_file_descriptor. Closing
   // twice is an error (as Go's "use of closed network connection").
   void close(std::error_code& ec) {
     ec.clear();
+    if (v_) {
+      if (const int r = v_->close(); r < 0) ec = errno_code(r);
+      return;
+    }
     if (d_ == nullptr) {
       ec = std::make_error_code(std::errc::bad_file_descriptor);
       return;
@@ -321,13 +396,16 @@ class socket_base {
     set_write_deadline(tp);
   }
   void set_read_deadline(clock::time_point tp) noexcept {
+    if (v_) v_->rdeadline.store(to_deadline(tp), std::memory_order_relaxed);
     if (d_ != nullptr) d_->rdeadline.store(to_deadline(tp), std::memory_order_relaxed);
   }
   void set_write_deadline(clock::time_point tp) noexcept {
+    if (v_) v_->wdeadline.store(to_deadline(tp), std::memory_order_relaxed);
     if (d_ != nullptr) d_->wdeadline.store(to_deadline(tp), std::memory_order_relaxed);
   }
 
   address local_addr() const {
+    if (v_) return v_->local_addr();
     address a;
     socklen_t len = a.capacity();
     if (d_ == nullptr || ::getsockname(d_->fd, a.data(), &len) != 0) return {};
@@ -337,8 +415,9 @@ class socket_base {
 
  protected:
   socket_base(netpoller_base* np, fd_desc* d) noexcept : np_(np), d_(d) {}
+  explicit socket_base(std::shared_ptr<vsocket> v) noexcept : v_(std::move(v)) {}
   bool check_open(std::error_code& ec) const noexcept {
-    if (d_ != nullptr) return true;
+    if (d_ != nullptr || v_) return true;
     ec = std::make_error_code(std::errc::bad_file_descriptor);
     return false;
   }
@@ -349,7 +428,11 @@ class socket_base {
     if (d_ != nullptr) np_->release_fd(d_);
     d_ = nullptr;
     np_ = nullptr;
+    if (v_ && !v_->is_closed()) v_->close();
+    v_.reset();
   }
+  std::int64_t rdeadline() const noexcept { return v_->rdeadline.load(std::memory_order_relaxed); }
+  std::int64_t wdeadline() const noexcept { return v_->wdeadline.load(std::memory_order_relaxed); }
 
  public:
   // Internal: wraps fd in the poller (closes it on failure).
@@ -366,6 +449,7 @@ class socket_base {
  protected:
   netpoller_base* np_ = nullptr;
   fd_desc* d_ = nullptr;
+  std::shared_ptr<vsocket> v_;  // an in-memory socket instead (np_, d_ null)
 };
 
 }  // namespace detail_net
@@ -384,7 +468,10 @@ class conn : public detail_net::socket_base {
     r.kind = detail_net::op_kind::recv;
     r.buf = buf.data();
     r.len = buf.size();
-    const std::int64_t n = io(r, false);
+    // A copy of v_: the object may be closed and destroyed (by another G)
+    // while this op is parked in it.
+    const std::int64_t n =
+        v_ ? std::shared_ptr(v_)->read(buf.data(), buf.size(), rdeadline()) : io(r, false);
     if (n < 0) {
       ec = detail_net::errno_code(n);
       return 0;
@@ -431,7 +518,9 @@ class conn : public detail_net::socket_base {
       r.kind = detail_net::op_kind::send;
       r.buf = const_cast<std::byte*>(buf.data() + done);
       r.len = buf.size() - done;
-      const std::int64_t n = io(r, true);
+      const std::int64_t n =
+          v_ ? std::shared_ptr(v_)->write(buf.data() + done, buf.size() - done, wdeadline())
+             : io(r, true);
       if (n < 0) {
         ec = detail_net::errno_code(n);
         return done;
@@ -451,6 +540,10 @@ class conn : public detail_net::socket_base {
   void shutdown_write(std::error_code& ec) {
     ec.clear();
     if (!check_open(ec)) return;
+    if (v_) {
+      if (const int r = v_->shutdown_write(); r < 0) ec = detail_net::errno_code(r);
+      return;
+    }
     if (::shutdown(d_->fd, SHUT_WR) != 0) ec = {errno, std::system_category()};
   }
   void shutdown_write() {
@@ -461,7 +554,7 @@ class conn : public detail_net::socket_base {
 
   void set_nodelay(bool on, std::error_code& ec) {
     ec.clear();
-    if (!check_open(ec)) return;
+    if (!check_open(ec) || v_) return;  // in memory: nothing to delay
     const int v = on ? 1 : 0;
     if (::setsockopt(d_->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
       ec = {errno, std::system_category()};
@@ -473,6 +566,7 @@ class conn : public detail_net::socket_base {
   }
 
   address remote_addr() const {
+    if (v_) return v_->remote_addr();
     address a;
     socklen_t len = a.capacity();
     if (d_ == nullptr || ::getpeername(d_->fd, a.data(), &len) != 0) return {};
@@ -484,6 +578,7 @@ class conn : public detail_net::socket_base {
   friend class listener;
   friend conn dial_tcp(std::string_view, std::error_code&);
   conn(detail_net::netpoller_base* np, detail_net::fd_desc* d) noexcept : socket_base(np, d) {}
+  explicit conn(std::shared_ptr<detail_net::vsocket> v) noexcept : socket_base(std::move(v)) {}
 };
 
 // A TCP listening socket.
@@ -495,6 +590,14 @@ class listener : public detail_net::socket_base {
   conn accept(std::error_code& ec) {
     ec.clear();
     if (!check_open(ec)) return {};
+    if (v_) {
+      std::shared_ptr<detail_net::vsocket> c;
+      if (const std::int64_t r = std::shared_ptr(v_)->accept(c, rdeadline()); r < 0) {
+        ec = detail_net::errno_code(r);
+        return {};
+      }
+      return conn(std::move(c));
+    }
     address peer;
     socklen_t len = peer.capacity();
     detail_net::io_req r;
@@ -524,6 +627,7 @@ class listener : public detail_net::socket_base {
  private:
   friend listener listen_tcp(std::string_view, std::error_code&);
   listener(detail_net::netpoller_base* np, detail_net::fd_desc* d) noexcept : socket_base(np, d) {}
+  explicit listener(std::shared_ptr<detail_net::vsocket> v) noexcept : socket_base(std::move(v)) {}
 };
 
 namespace detail_net {
@@ -552,11 +656,32 @@ inline std::pair<netpoller_base*, fd_desc*> bind_socket(const char* what, std::s
   }
   return {np, nullptr};
 }
+
+// The in-memory network's bind_socket: op(a) for each address addr
+// resolves to until one succeeds (op returns 0 or a negated errno).
+template <class Op>
+void vbind(std::string_view addr, std::error_code& ec, Op op) {
+  auto addrs = resolve(addr, SOCK_STREAM, ec);
+  if (ec) return;
+  for (const address& a : addrs) {
+    const int r = op(a);
+    if (r == 0) {
+      ec.clear();
+      return;
+    }
+    ec = errno_code(r);
+  }
+}
 }  // namespace detail_net
 
 // Listens on addr ("127.0.0.1:8080", "[::1]:0", ":0"); port 0 picks a free
 // port (see local_addr()).
 inline listener listen_tcp(std::string_view addr, std::error_code& ec) {
+  if (detail_net::vnet_base* vn = detail_net::require_g("listen_tcp")->vnet()) {
+    std::shared_ptr<detail_net::vsocket> v;
+    detail_net::vbind(addr, ec, [&](const address& a) { return vn->listen_tcp(a, v); });
+    return v ? listener(std::move(v)) : listener();
+  }
   auto [np, d] = detail_net::bind_socket("listen_tcp", addr, SOCK_STREAM, ec);
   return d != nullptr ? listener(np, d) : listener();
 }
@@ -569,6 +694,11 @@ inline listener listen_tcp(std::string_view addr) {
 
 // Connects to addr, trying each resolved address in turn.
 inline conn dial_tcp(std::string_view addr, std::error_code& ec) {
+  if (detail_net::vnet_base* vn = detail_net::require_g("dial_tcp")->vnet()) {
+    std::shared_ptr<detail_net::vsocket> v;
+    detail_net::vbind(addr, ec, [&](const address& a) { return vn->dial_tcp(a, v); });
+    return v ? conn(std::move(v)) : conn();
+  }
   auto* np = detail_net::poller("dial_tcp");
   auto addrs = detail_net::resolve(addr, SOCK_STREAM, ec);
   if (ec) return {};
@@ -605,6 +735,11 @@ class udp_conn : public detail_net::socket_base {
   std::size_t send_to(std::span<const std::byte> buf, const address& to, std::error_code& ec) {
     ec.clear();
     if (!check_open(ec)) return 0;
+    if (v_) {
+      const std::int64_t n = v_->send_to(buf.data(), buf.size(), to);
+      if (n < 0) ec = detail_net::errno_code(n);
+      return n < 0 ? 0 : static_cast<std::size_t>(n);
+    }
     iovec iov{const_cast<std::byte*>(buf.data()), buf.size()};
     msghdr msg{};
     msg.msg_name = const_cast<sockaddr*>(to.data());
@@ -634,6 +769,14 @@ class udp_conn : public detail_net::socket_base {
     ec.clear();
     if (!check_open(ec)) return {0, {}};
     address from;
+    if (v_) {
+      const std::int64_t n = std::shared_ptr(v_)->recv_from(buf.data(), buf.size(), from, rdeadline());
+      if (n < 0) {
+        ec = detail_net::errno_code(n);
+        return {0, {}};
+      }
+      return {static_cast<std::size_t>(n), from};
+    }
     iovec iov{buf.data(), buf.size()};
     msghdr msg{};
     msg.msg_name = from.data();
@@ -661,10 +804,16 @@ class udp_conn : public detail_net::socket_base {
  private:
   friend udp_conn listen_udp(std::string_view, std::error_code&);
   udp_conn(detail_net::netpoller_base* np, detail_net::fd_desc* d) noexcept : socket_base(np, d) {}
+  explicit udp_conn(std::shared_ptr<detail_net::vsocket> v) noexcept : socket_base(std::move(v)) {}
 };
 
 // A UDP socket bound to addr (port 0: ephemeral).
 inline udp_conn listen_udp(std::string_view addr, std::error_code& ec) {
+  if (detail_net::vnet_base* vn = detail_net::require_g("listen_udp")->vnet()) {
+    std::shared_ptr<detail_net::vsocket> v;
+    detail_net::vbind(addr, ec, [&](const address& a) { return vn->listen_udp(a, v); });
+    return v ? udp_conn(std::move(v)) : udp_conn();
+  }
   auto [np, d] = detail_net::bind_socket("listen_udp", addr, SOCK_DGRAM, ec);
   return d != nullptr ? udp_conn(np, d) : udp_conn();
 }
