@@ -137,6 +137,41 @@ inline std::int64_t schedtrace_ms_from_env() {
 
 inline std::atomic<std::uint64_t> next_goid{1};
 
+// The global run queue's storage (under sched.lock): a ring of G pointers
+// that grows by doubling and never shrinks. Go threads its global queue
+// through g.schedlink; taking a batch from such a list is a chain of
+// dependent cache misses, one per G (skynet spent about a quarter of its
+// time in globrunqget walking it). Here a batch is a run of contiguous
+// pointers, and the Gs' own misses, when they run, overlap.
+class gring {
+ public:
+  gring() { buf_.resize(1024); }
+  std::size_t size() const noexcept { return n_; }
+  bool empty() const noexcept { return n_ == 0; }
+  void push(g_base* gp) {
+    if (n_ == buf_.size()) grow();
+    buf_[(head_ + n_) & (buf_.size() - 1)] = gp;
+    ++n_;
+  }
+  g_base* pop() noexcept {
+    g_base* gp = buf_[head_];
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    --n_;
+    return gp;
+  }
+
+ private:
+  void grow() {
+    std::vector<g_base*> nb(buf_.size() * 2);
+    for (std::size_t i = 0; i < n_; ++i) nb[i] = buf_[(head_ + i) & (buf_.size() - 1)];
+    buf_.swap(nb);
+    head_ = 0;
+  }
+  std::vector<g_base*> buf_;  // a power of two in size
+  std::size_t head_ = 0;
+  std::size_t n_ = 0;
+};
+
 // How a deterministic runtime picks the next G (gort::testing::
 // sim_schedule re-exports it; docs/testing.md compares them).
 enum class sim_schedule : std::uint8_t {
@@ -378,8 +413,7 @@ class basic_sched final : public sched_base {
   p* pidle_ = nullptr;                 // lock
   std::atomic<int> npidle_{0};         // written under lock, read anywhere
   std::atomic<int> nmspinning_{0};
-  g_base* runqhead_ = nullptr;         // lock: global run queue
-  g_base* runqtail_ = nullptr;         // lock
+  gring runq_;                         // lock: the global run queue
   std::atomic<std::int64_t> runqsize_{0};  // written under lock
   bool shutdown_ = false;              // lock
 
@@ -670,7 +704,7 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
              gstatus::runnable);
   if (pp != nullptr) {
     runqput(pp, newg, true);
-    wakep();
+    if (procs_ != 1) wakep();  // one P, ours: no P is idle (as goready)
     // Yield points. Go preempts a spawning loop asynchronously; gort
     // cannot, so spawning is where a spawner gives way: every
     // spawn_yield_every-th spawn, and whenever sysmon has flagged it (10 ms
@@ -921,12 +955,8 @@ void basic_sched<Traits>::runqputslow(p* pp, g_base* gp) {
   while ((n = pp->runq.grab_half_for_overflow(batch)) == 0)
     if (pp->runq.put(gp)) return;  // a thief made room
   batch[n] = gp;
-  for (std::uint32_t i = 0; i < n; ++i) batch[i]->schedlink = batch[i + 1];
-  batch[n]->schedlink = nullptr;
   std::lock_guard<std::mutex> lk(lock_);
-  if (runqtail_ != nullptr) runqtail_->schedlink = batch[0];
-  else runqhead_ = batch[0];
-  runqtail_ = batch[n];
+  for (std::uint32_t i = 0; i <= n; ++i) runq_.push(batch[i]);
   runqsize_.fetch_add(n + 1, std::memory_order_relaxed);
 }
 
@@ -936,12 +966,7 @@ std::pair<g_base*, bool> basic_sched<Traits>::runqget(p* pp) {
   if (det && sim_opt_.kind != sim_schedule::run_queue) {
     if (runqsize_.load(std::memory_order_relaxed) != 0) {  // injected Gs join the draw
       std::lock_guard<std::mutex> lk(lock_);
-      while (g_base* gp = runqhead_) {
-        runqhead_ = gp->schedlink;
-        gp->schedlink = nullptr;
-        simq_.push_back(gp);
-      }
-      runqtail_ = nullptr;
+      while (!runq_.empty()) simq_.push_back(runq_.pop());
       runqsize_.store(0, std::memory_order_relaxed);
     }
     if (simq_.empty()) return {nullptr, false};
@@ -1041,10 +1066,7 @@ void basic_sched<Traits>::set_sim_schedule(const sim_schedule_options& o) {
 // lock. Appends one G to the global queue.
 template <class Traits>
 void basic_sched<Traits>::globrunqput(g_base* gp) {
-  gp->schedlink = nullptr;
-  if (runqtail_ != nullptr) runqtail_->schedlink = gp;
-  else runqhead_ = gp;
-  runqtail_ = gp;
+  runq_.push(gp);
   runqsize_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -1058,15 +1080,8 @@ g_base* basic_sched<Traits>::globrunqget(p* pp, std::int64_t max) {
   if (max > 0 && n > max) n = max;
   n = std::min<std::int64_t>(n, Traits::run_queue_capacity / 2);
   runqsize_.fetch_sub(n, std::memory_order_relaxed);
-  g_base* gp = runqhead_;
-  runqhead_ = gp->schedlink;
-  while (--n > 0) {
-    g_base* g1 = runqhead_;
-    runqhead_ = g1->schedlink;
-    runqput(pp, g1, false);
-  }
-  if (runqhead_ == nullptr) runqtail_ = nullptr;
-  gp->schedlink = nullptr;
+  g_base* gp = runq_.pop();
+  while (--n > 0) runqput(pp, runq_.pop(), false);
   return gp;
 }
 

@@ -78,8 +78,8 @@ struct g_base {
   stack_info si;          // kind "G", goid, the usable stack's bounds
   gort::stack stk;        // see above
   std::atomic<gstatus> atomicstatus{gstatus::idle};
-  // The one intrusive link: a G is on at most one queue at a time (global
-  // run queue, a free list, a wait queue of a sync primitive).
+  // The one intrusive link: a G is on at most one list at a time (a free
+  // list, a netpoller's ready list; the global run queue holds pointers).
   g_base* schedlink = nullptr;
   std::uint64_t goid = 0;
   const char* waitreason = "";  // why it is waiting, for deadlock reports
