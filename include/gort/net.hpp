@@ -24,7 +24,8 @@
 // synchronised: one G may read while another writes, and any G may
 // close(), but two concurrent reads (or writes) on one conn interleave.
 // Destroy every conn inside the runtime that made it (its poller owns the
-// fd's state).
+// fd's state), and never while a G is blocked in one of its calls: close()
+// it first, and let that G return.
 #pragma once
 
 #include <netdb.h>
@@ -468,10 +469,10 @@ class conn : public detail_net::socket_base {
     r.kind = detail_net::op_kind::recv;
     r.buf = buf.data();
     r.len = buf.size();
-    // A copy of v_: the object may be closed and destroyed (by another G)
-    // while this op is parked in it.
-    const std::int64_t n =
-        v_ ? std::shared_ptr(v_)->read(buf.data(), buf.size(), rdeadline()) : io(r, false);
+    // (As for a kernel socket, the object must outlive its ops: no copy of
+    // v_ is held across the park, which would leak from the stack of a G a
+    // deterministic runtime abandons after a deadlock.)
+    const std::int64_t n = v_ ? v_->read(buf.data(), buf.size(), rdeadline()) : io(r, false);
     if (n < 0) {
       ec = detail_net::errno_code(n);
       return 0;
@@ -519,8 +520,7 @@ class conn : public detail_net::socket_base {
       r.buf = const_cast<std::byte*>(buf.data() + done);
       r.len = buf.size() - done;
       const std::int64_t n =
-          v_ ? std::shared_ptr(v_)->write(buf.data() + done, buf.size() - done, wdeadline())
-             : io(r, true);
+          v_ ? v_->write(buf.data() + done, buf.size() - done, wdeadline()) : io(r, true);
       if (n < 0) {
         ec = detail_net::errno_code(n);
         return done;
@@ -592,7 +592,7 @@ class listener : public detail_net::socket_base {
     if (!check_open(ec)) return {};
     if (v_) {
       std::shared_ptr<detail_net::vsocket> c;
-      if (const std::int64_t r = std::shared_ptr(v_)->accept(c, rdeadline()); r < 0) {
+      if (const std::int64_t r = v_->accept(c, rdeadline()); r < 0) {
         ec = detail_net::errno_code(r);
         return {};
       }
@@ -770,7 +770,7 @@ class udp_conn : public detail_net::socket_base {
     if (!check_open(ec)) return {0, {}};
     address from;
     if (v_) {
-      const std::int64_t n = std::shared_ptr(v_)->recv_from(buf.data(), buf.size(), from, rdeadline());
+      const std::int64_t n = v_->recv_from(buf.data(), buf.size(), from, rdeadline());
       if (n < 0) {
         ec = detail_net::errno_code(n);
         return {0, {}};
