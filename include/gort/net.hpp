@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -158,23 +159,36 @@ namespace detail {
 // sends every listen, dial and socket op here. Results as the pollers':
 // >= 0 done, < 0 a negated errno. Deadlines are on the runtime's clock
 // (nanotime or virtual), 0 = none. Called from Gs of that runtime only.
+// A kind of socket overrides the ops it has; the others fail as the
+// kernel's would on the wrong kind of socket.
 class vsocket {
  public:
   virtual ~vsocket() = default;
-  virtual std::int64_t read(std::byte* buf, std::size_t len, std::int64_t deadline) = 0;
+  // Stream ops (a connection).
+  virtual std::int64_t read(std::byte*, std::size_t, std::int64_t /*deadline*/) { return -ENOTCONN; }
   // May write less than len (the peer's window is full); the caller loops.
-  virtual std::int64_t write(const std::byte* buf, std::size_t len, std::int64_t deadline) = 0;
-  virtual int shutdown_write() = 0;
-  virtual std::int64_t accept(std::shared_ptr<vsocket>& out, std::int64_t deadline) = 0;
-  virtual std::int64_t send_to(const std::byte* buf, std::size_t len, const net::address& to) = 0;
-  virtual std::int64_t recv_from(std::byte* buf, std::size_t len, net::address& from,
-                                 std::int64_t deadline) = 0;
-  // Wakes the socket's blocked ops (bad_file_descriptor); a second close
-  // returns -EBADF.
+  virtual std::int64_t write(const std::byte*, std::size_t, std::int64_t /*deadline*/) {
+    return -ENOTCONN;
+  }
+  virtual int shutdown_write() { return -ENOTCONN; }
+  virtual net::address remote_addr() const { return {}; }
+  // A listener's.
+  virtual std::int64_t accept(std::shared_ptr<vsocket>& /*out*/, std::int64_t /*deadline*/) {
+    return -EINVAL;
+  }
+  // A datagram socket's.
+  virtual std::int64_t send_to(const std::byte*, std::size_t, const net::address& /*to*/) {
+    return -EINVAL;
+  }
+  virtual std::int64_t recv_from(std::byte*, std::size_t, net::address& /*from*/,
+                                 std::int64_t /*deadline*/) {
+    return -EINVAL;
+  }
+  // Every kind. close wakes the socket's blocked ops (bad_file_descriptor);
+  // a second close returns -EBADF.
   virtual int close() = 0;
   virtual bool is_closed() const noexcept = 0;
   virtual net::address local_addr() const = 0;
-  virtual net::address remote_addr() const = 0;
   std::atomic<std::int64_t> rdeadline{0};
   std::atomic<std::int64_t> wdeadline{0};
 };
@@ -657,20 +671,24 @@ inline std::pair<netpoller_base*, fd_desc*> bind_socket(const char* what, std::s
   return {np, nullptr};
 }
 
-// The in-memory network's bind_socket: op(a) for each address addr
-// resolves to until one succeeds (op returns 0 or a negated errno).
-template <class Op>
-void vbind(std::string_view addr, std::error_code& ec, Op op) {
+// The in-memory network's bind_socket: (vn->*op)(a, ...) for each
+// address addr resolves to until one succeeds (op returns 0 or a negated
+// errno); the socket it made, or null with ec set.
+inline std::shared_ptr<vsocket> vopen(vnet_base* vn,
+                                      int (vnet_base::*op)(const address&, std::shared_ptr<vsocket>&),
+                                      std::string_view addr, std::error_code& ec) {
   auto addrs = resolve(addr, SOCK_STREAM, ec);
-  if (ec) return;
+  if (ec) return nullptr;
+  std::shared_ptr<vsocket> v;
   for (const address& a : addrs) {
-    const int r = op(a);
+    const int r = (vn->*op)(a, v);
     if (r == 0) {
       ec.clear();
-      return;
+      return v;
     }
     ec = errno_code(r);
   }
+  return nullptr;
 }
 }  // namespace detail_net
 
@@ -678,8 +696,7 @@ void vbind(std::string_view addr, std::error_code& ec, Op op) {
 // port (see local_addr()).
 inline listener listen_tcp(std::string_view addr, std::error_code& ec) {
   if (detail_net::vnet_base* vn = detail_net::require_g("listen_tcp")->vnet()) {
-    std::shared_ptr<detail_net::vsocket> v;
-    detail_net::vbind(addr, ec, [&](const address& a) { return vn->listen_tcp(a, v); });
+    auto v = detail_net::vopen(vn, &detail_net::vnet_base::listen_tcp, addr, ec);
     return v ? listener(std::move(v)) : listener();
   }
   auto [np, d] = detail_net::bind_socket("listen_tcp", addr, SOCK_STREAM, ec);
@@ -695,8 +712,7 @@ inline listener listen_tcp(std::string_view addr) {
 // Connects to addr, trying each resolved address in turn.
 inline conn dial_tcp(std::string_view addr, std::error_code& ec) {
   if (detail_net::vnet_base* vn = detail_net::require_g("dial_tcp")->vnet()) {
-    std::shared_ptr<detail_net::vsocket> v;
-    detail_net::vbind(addr, ec, [&](const address& a) { return vn->dial_tcp(a, v); });
+    auto v = detail_net::vopen(vn, &detail_net::vnet_base::dial_tcp, addr, ec);
     return v ? conn(std::move(v)) : conn();
   }
   auto* np = detail_net::poller("dial_tcp");
@@ -810,8 +826,7 @@ class udp_conn : public detail_net::socket_base {
 // A UDP socket bound to addr (port 0: ephemeral).
 inline udp_conn listen_udp(std::string_view addr, std::error_code& ec) {
   if (detail_net::vnet_base* vn = detail_net::require_g("listen_udp")->vnet()) {
-    std::shared_ptr<detail_net::vsocket> v;
-    detail_net::vbind(addr, ec, [&](const address& a) { return vn->listen_udp(a, v); });
+    auto v = detail_net::vopen(vn, &detail_net::vnet_base::listen_udp, addr, ec);
     return v ? udp_conn(std::move(v)) : udp_conn();
   }
   auto [np, d] = detail_net::bind_socket("listen_udp", addr, SOCK_DGRAM, ec);

@@ -311,11 +311,28 @@ struct connection {
   bool closed[2] = {false, false};
 };
 
-class stream_socket final : public ::gort::detail::vsocket {
+// What the three kinds of socket share: their network, their local
+// address, and the closed flag (c_->mu).
+class sim_socket : public ::gort::detail::vsocket {
+ public:
+  bool is_closed() const noexcept override {
+    std::lock_guard<spinlock> lk(c_->mu);
+    return closed_;
+  }
+  net::address local_addr() const override { return local_; }
+
+ protected:
+  sim_socket(std::shared_ptr<core> c, net::address local) : c_(std::move(c)), local_(local) {}
+  std::shared_ptr<core> c_;
+  const net::address local_;
+  bool closed_ = false;  // c_->mu
+};
+
+class stream_socket final : public sim_socket {
  public:
   stream_socket(std::shared_ptr<core> c, std::shared_ptr<connection> st, int side, net::address local,
                 net::address remote)
-      : c_(std::move(c)), st_(std::move(st)), side_(side), local_(local), remote_(remote) {}
+      : sim_socket(std::move(c), local), st_(std::move(st)), side_(side), remote_(remote) {}
   const core* owner() const noexcept { return c_.get(); }
 
   std::int64_t read(std::byte* buf, std::size_t len, std::int64_t deadline) override {
@@ -383,12 +400,6 @@ class stream_socket final : public ::gort::detail::vsocket {
     return 0;
   }
 
-  std::int64_t accept(std::shared_ptr<vsocket>&, std::int64_t) override { return -EINVAL; }
-  std::int64_t send_to(const std::byte*, std::size_t, const net::address&) override { return -EINVAL; }
-  std::int64_t recv_from(std::byte*, std::size_t, net::address&, std::int64_t) override {
-    return -EINVAL;
-  }
-
   int close() override {
     std::lock_guard<spinlock> lk(c_->mu);
     if (closed_) return -EBADF;
@@ -407,11 +418,6 @@ class stream_socket final : public ::gort::detail::vsocket {
     c_->notify(st_->dir[side_].writers);
     return 0;
   }
-  bool is_closed() const noexcept override {
-    std::lock_guard<spinlock> lk(c_->mu);
-    return closed_;
-  }
-  net::address local_addr() const override { return local_; }
   net::address remote_addr() const override { return remote_; }
 
   // mu held: RST (sim_network::reset).
@@ -434,16 +440,14 @@ class stream_socket final : public ::gort::detail::vsocket {
     c_->notify(out.readers);
   }
 
-  std::shared_ptr<core> c_;
   std::shared_ptr<connection> st_;
   const int side_;
-  const net::address local_, remote_;
-  bool closed_ = false;  // c_->mu
+  const net::address remote_;
 };
 
-class listener_socket final : public ::gort::detail::vsocket {
+class listener_socket final : public sim_socket {
  public:
-  listener_socket(std::shared_ptr<core> c, net::address local) : c_(std::move(c)), local_(local) {}
+  listener_socket(std::shared_ptr<core> c, net::address local) : sim_socket(std::move(c), local) {}
 
   std::int64_t accept(std::shared_ptr<vsocket>& out, std::int64_t deadline) override {
     require_g("accept");
@@ -477,33 +481,16 @@ class listener_socket final : public ::gort::detail::vsocket {
     c_->notify(acceptors_);
     return 0;
   }
-  bool is_closed() const noexcept override {
-    std::lock_guard<spinlock> lk(c_->mu);
-    return closed_;
-  }
-  net::address local_addr() const override { return local_; }
-  net::address remote_addr() const override { return {}; }
-
-  std::int64_t read(std::byte*, std::size_t, std::int64_t) override { return -ENOTCONN; }
-  std::int64_t write(const std::byte*, std::size_t, std::int64_t) override { return -ENOTCONN; }
-  int shutdown_write() override { return -ENOTCONN; }
-  std::int64_t send_to(const std::byte*, std::size_t, const net::address&) override { return -EINVAL; }
-  std::int64_t recv_from(std::byte*, std::size_t, net::address&, std::int64_t) override {
-    return -EINVAL;
-  }
 
  private:
-  std::shared_ptr<core> c_;
-  const net::address local_;
   std::deque<std::shared_ptr<vsocket>> backlog_;  // c_->mu
   wlist acceptors_;
-  bool closed_ = false;  // c_->mu
 };
 
-class udp_socket final : public ::gort::detail::vsocket {
+class udp_socket final : public sim_socket {
  public:
   static constexpr std::size_t max_datagram = 65507;  // IPv4 UDP payload limit
-  udp_socket(std::shared_ptr<core> c, net::address local) : c_(std::move(c)), local_(local) {}
+  udp_socket(std::shared_ptr<core> c, net::address local) : sim_socket(std::move(c), local) {}
 
   std::int64_t send_to(const std::byte* buf, std::size_t len, const net::address& to) override {
     std::lock_guard<spinlock> lk(c_->mu);
@@ -563,17 +550,6 @@ class udp_socket final : public ::gort::detail::vsocket {
     c_->notify(readers_);
     return 0;
   }
-  bool is_closed() const noexcept override {
-    std::lock_guard<spinlock> lk(c_->mu);
-    return closed_;
-  }
-  net::address local_addr() const override { return local_; }
-  net::address remote_addr() const override { return {}; }
-
-  std::int64_t read(std::byte*, std::size_t, std::int64_t) override { return -ENOTCONN; }
-  std::int64_t write(const std::byte*, std::size_t, std::int64_t) override { return -ENOTCONN; }
-  int shutdown_write() override { return -ENOTCONN; }
-  std::int64_t accept(std::shared_ptr<vsocket>&, std::int64_t) override { return -EINVAL; }
 
  private:
   struct datagram {
@@ -581,12 +557,9 @@ class udp_socket final : public ::gort::detail::vsocket {
     std::string bytes;
     net::address from;
   };
-  std::shared_ptr<core> c_;
-  const net::address local_;
   std::deque<datagram> q_;  // c_->mu
   std::size_t queued_ = 0;  // c_->mu
   wlist readers_;
-  bool closed_ = false;  // c_->mu
 };
 
 }  // namespace detail_simnet
