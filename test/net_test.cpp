@@ -22,8 +22,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// io_uring as servers use it by default (multishot accept and recv), and
+// with one-shot requests only.
 struct uring_traits : gort::default_traits {
   using poller = gort::detail::uring_only_poller;
+};
+struct uring_oneshot_traits : gort::default_traits {
+  using poller = gort::detail::uring_oneshot_poller;
 };
 struct epoll_traits : gort::default_traits {
   using poller = gort::detail::epoll_only_poller;
@@ -106,7 +111,7 @@ TEST_CASE("net: address::parse takes numeric addresses only", "[net]") {
 }
 
 TEMPLATE_TEST_CASE("net: echo round trips over many concurrent connections", "[net]",
-                   uring_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");
     const std::string addr = ln.local_addr().to_string();
@@ -137,7 +142,7 @@ TEMPLATE_TEST_CASE("net: echo round trips over many concurrent connections", "[n
 }
 
 TEMPLATE_TEST_CASE("net: 64 MiB each way with checksums; half-close", "[net]", uring_traits,
-                   epoll_traits) {
+                   uring_oneshot_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("[::1]:0");
     CHECK(ln.local_addr().family() == AF_INET6);
@@ -173,7 +178,7 @@ TEMPLATE_TEST_CASE("net: 64 MiB each way with checksums; half-close", "[net]", u
 }
 
 TEMPLATE_TEST_CASE("net: errors are clear: refused, reset, bad addresses, closed", "[net]",
-                   uring_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     std::error_code ec;
     // A port nobody listens on: bind one, close it, dial it.
@@ -232,7 +237,7 @@ TEMPLATE_TEST_CASE("net: errors are clear: refused, reset, bad addresses, closed
 }
 
 TEMPLATE_TEST_CASE("net: deadlines fire mid-read and mid-accept, not when data comes first",
-                   "[net]", uring_traits, epoll_traits) {
+                   "[net]", uring_traits, uring_oneshot_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");
     std::error_code ec;
@@ -284,7 +289,7 @@ TEMPLATE_TEST_CASE("net: deadlines fire mid-read and mid-accept, not when data c
 }
 
 TEMPLATE_TEST_CASE("net: close wakes a G blocked reading; accept on a closed listener", "[net]",
-                   uring_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");
     auto c = gort::net::dial_tcp(ln.local_addr().to_string());
@@ -405,7 +410,7 @@ TEMPLATE_TEST_CASE("fs: read/write/fsync at offsets with checksums; other Gs kee
 }
 
 TEMPLATE_TEST_CASE("net: Ms exit (locked Gs end) while other Gs' I/O is in flight", "[net]",
-                   uring_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, epoll_traits) {
   // With io_uring a request belongs to the thread that submitted it, and a
   // thread's exit cancels it. Readers park (their requests submitted by
   // whichever M ran them, on few Ps likely the same Ms), then Gs that end
@@ -429,7 +434,14 @@ TEMPLATE_TEST_CASE("net: Ms exit (locked Gs end) while other Gs' I/O is in fligh
         got.send(ec ? -ec.value() : static_cast<int>(n));
       });
     for (int i = 0; i < readers; ++i) parked.recv();
-    gort::sleep_for(5ms);  // the reads are parked in the poller
+    // And an accept (with multishot, armed by whichever M ran it).
+    gort::chan<int> accepted(1);
+    gort::go([&] {
+      std::error_code ec;
+      gort::net::conn a = ln.accept(ec);
+      accepted.send(ec ? -ec.value() : 1);
+    });
+    gort::sleep_for(5ms);  // the reads and the accept are parked in the poller
     gort::wait_group wg;
     for (int i = 0; i < 8; ++i) {
       wg.add(1);
@@ -443,7 +455,149 @@ TEMPLATE_TEST_CASE("net: Ms exit (locked Gs end) while other Gs' I/O is in fligh
     gort::sleep_for(5ms);
     for (auto& s : ss) s.write(gort::net::as_bytes("late"));
     for (int i = 0; i < readers; ++i) CHECK(*got.recv() == 4);
+    auto late = gort::net::dial_tcp(ln.local_addr().to_string());
+    CHECK(*accepted.recv() == 1);
   });
+}
+
+TEMPLATE_TEST_CASE("net: many Gs accept on one listener; each connection exactly once",
+                   "[net]", uring_traits, uring_oneshot_traits, epoll_traits) {
+  // With multishot accept, connections queue in the listener while fewer
+  // Gs wait than connections arrive; every G must be woken for one, and
+  // the queue's leftovers must be closed with the listener (for_procs
+  // checks the fd count).
+  for_procs<TestType>([](unsigned) {
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    const std::string addr = ln.local_addr().to_string();
+    constexpr int acceptors = 4, dialers = 200;
+    std::vector<std::atomic<int>> seen(dialers);
+    std::atomic<int> bad{0};
+    gort::wait_group wg;
+    for (int a = 0; a < acceptors; ++a) {
+      wg.add(1);
+      gort::go([&] {
+        for (;;) {
+          std::error_code ec;
+          gort::net::conn c = ln.accept(ec);
+          if (ec) {
+            if (ec != std::errc::bad_file_descriptor) bad.fetch_add(1);
+            break;
+          }
+          std::uint32_t id = 0;
+          c.read_full(std::as_writable_bytes(std::span(&id, 1)), ec);
+          if (ec || id >= dialers) bad.fetch_add(1);
+          else seen[id].fetch_add(1);
+        }
+        wg.done();
+      });
+    }
+    gort::wait_group dials;
+    for (std::uint32_t i = 0; i < dialers; ++i) {
+      dials.add(1);
+      gort::go([&, i] {
+        auto c = gort::net::dial_tcp(addr);
+        c.write(std::as_bytes(std::span(&i, 1)));
+        std::byte b[1];
+        std::error_code ec;
+        c.read(b, ec);  // EOF once the server side is done with it
+        dials.done();
+      });
+    }
+    dials.wait();
+    ln.close();
+    wg.wait();
+    CHECK(bad.load() == 0);
+    for (int i = 0; i < dialers; ++i) CHECK(seen[static_cast<std::size_t>(i)].load() == 1);
+
+    // Connections that reach a listener nobody accepts on any more stay
+    // queued (multishot) or in the kernel's backlog: close() must close
+    // both kinds (for_procs checks the fd count), and their peers see the
+    // end, not a hang.
+    auto ln2 = gort::net::listen_tcp("127.0.0.1:0");
+    std::vector<gort::net::conn> extra;
+    for (int i = 0; i < 8; ++i) extra.push_back(gort::net::dial_tcp(ln2.local_addr().to_string()));
+    { auto one = ln2.accept(); }  // arms the multishot one; it may queue the rest
+    gort::sleep_for(2ms);
+    ln2.close();
+    for (auto& c : extra) {
+      c.set_read_deadline(gort::clock::now() + 10s);
+      std::byte b[1];
+      std::error_code ec;
+      const std::size_t n = c.read(b, ec);
+      CHECK(n == 0);
+      CHECK(ec != std::errc::timed_out);
+    }
+  });
+}
+
+TEMPLATE_TEST_CASE("net: more data in flight than the receive buffers; every byte in order",
+                   "[net]", uring_traits, uring_oneshot_traits, epoll_traits) {
+  // Multishot recv takes buffers from its P's ring (256 x 4 KiB); 64
+  // connections with 32 KiB each waiting outrun them, so receives end
+  // with ENOBUFS and fall back to one-shot reads until buffers return.
+  for_procs<TestType>([](unsigned) {
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    const std::string addr = ln.local_addr().to_string();
+    constexpr int conns = 64;
+    constexpr std::size_t each = 32 * 1024;
+    std::vector<gort::net::conn> cs, ss;
+    for (int i = 0; i < conns; ++i) {
+      cs.push_back(gort::net::dial_tcp(addr));
+      ss.push_back(ln.accept());
+    }
+    // One byte each first: every server-side read is armed before the
+    // bulk arrives.
+    gort::wait_group armed, done;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < conns; ++i) {
+      armed.add(1);
+      done.add(1);
+      gort::go([&, i] {
+        auto& s = ss[static_cast<std::size_t>(i)];
+        std::byte first[1];
+        s.read_full(first);
+        armed.done();
+        std::vector<std::byte> got(each);
+        std::error_code ec;
+        // Small reads: each drains part of a queued buffer.
+        std::size_t n = 0;
+        while (n < each && !ec) n += s.read(std::span(got).subspan(n, std::min<std::size_t>(1000, each - n)), ec);
+        const auto want = pattern(each, static_cast<unsigned>(i));
+        if (!ec && n == each && got == want) ok.fetch_add(1);
+        done.done();
+      });
+    }
+    for (auto& c : cs) c.write(gort::net::as_bytes("x"));
+    armed.wait();
+    for (int i = 0; i < conns; ++i) {
+      done.add(1);
+      gort::go([&, i] {
+        cs[static_cast<std::size_t>(i)].write(pattern(each, static_cast<unsigned>(i)));
+        done.done();
+      });
+    }
+    done.wait();
+    CHECK(ok.load() == conns);
+  });
+}
+
+TEST_CASE("net: multishot is on for io_uring unless asked otherwise", "[net]") {
+  const auto flags = [](const char* env) {
+    if (env != nullptr) ::setenv("GORT_URING_MULTISHOT", env, 1);
+    else ::unsetenv("GORT_URING_MULTISHOT");
+    gort::basic_runtime<uring_traits> rt(gort::config{.procs = 1});
+    return rt.run([] {
+      auto* p = dynamic_cast<gort::detail::uring_poller*>(gort::detail::current_g()->sched->netpoller());
+      REQUIRE(p != nullptr);
+      return std::pair(p->multishot_accept(), p->multishot_recv());
+    });
+  };
+  CHECK(flags(nullptr) == std::pair(true, true));  // Linux 6.0+ (the poller's floor)
+  CHECK(flags("none") == std::pair(false, false));
+  CHECK(flags("accept") == std::pair(true, false));
+  CHECK(flags("recv") == std::pair(false, true));
+  CHECK(flags("all") == std::pair(true, true));
+  ::unsetenv("GORT_URING_MULTISHOT");
 }
 
 TEMPLATE_TEST_CASE("signal: a notifier wakes a parked G; close() releases it", "[signal]",

@@ -117,14 +117,20 @@ struct fd_desc {
   // mu: the G in close() waiting for refs == 0 (a close_wait on its stack);
   // whoever drops the last ref closes the fd (see close_fd).
   void* closer = nullptr;
-  // epoll backend (mu): the op parked for readability / writability, and
-  // readiness that came while nobody waited (Go's pdReady). The io_uring
+  // epoll backend (mu): the ops parked for readability / writability (a
+  // list through the epoll op), and readiness that came while nobody
+  // waited (Go's pdReady). The io_uring
   // backend uses rready alone, as the reading G's "try recv first" hint.
   void* rwait = nullptr;
   void* wwait = nullptr;
   bool rready = false;
   bool wready = false;
   fd_desc* next_free = nullptr;  // the poller's free list
+  // The io_uring backend's multishot state for this fd (accept on a
+  // listener, recv on a connection), or null. Set and cleared by the
+  // backend (see uring_poller::mshot) under mu; it outlives the desc when
+  // a multishot request is still in flight at release.
+  std::atomic<void*> ms{nullptr};
   // Bumped (store-release) each time the desc is set up for an fd; an
   // epoll reaper load-acquires it before touching the desc. The kernel
   // already orders epoll_ctl before the event; this makes it visible to
@@ -173,6 +179,7 @@ class netpoller_base {
       unregister_fd(d);
       ::close(d->fd);
     }
+    forget_fd(d);
     fd_free(d);
   }
 
@@ -201,6 +208,9 @@ class netpoller_base {
   virtual void unregister_fd(fd_desc* d) noexcept = 0;
   // Makes every op parked on d return (they see -EBADF).
   virtual void cancel_fd(fd_desc* d) noexcept = 0;
+  // d is being recycled (closed, no op in progress): drop the backend's
+  // state for it.
+  virtual void forget_fd(fd_desc*) noexcept {}
 
   fd_desc* fd_alloc(int fd, bool is_file) {
     fd_desc* d = nullptr;
@@ -225,6 +235,7 @@ class netpoller_base {
     d->rwait = d->wwait = nullptr;
     d->rready = d->wready = false;
     d->next_free = nullptr;
+    d->ms.store(nullptr, std::memory_order_relaxed);
     d->gen.fetch_add(1, std::memory_order_release);
     return d;
   }

@@ -129,8 +129,8 @@ class epoll_poller final : public netpoller_base {
           if (wo == nullptr) d->wready = true;
         }
       }
-      if (ro != nullptr) taken(ro, &out);
-      if (wo != nullptr) taken(wo, &out);
+      take_all(ro, &out);
+      take_all(wo, &out);
     }
   }
 
@@ -158,8 +158,8 @@ class epoll_poller final : public netpoller_base {
       ro = static_cast<op*>(std::exchange(d->rwait, nullptr));
       wo = static_cast<op*>(std::exchange(d->wwait, nullptr));
     }
-    if (ro != nullptr) taken(ro, nullptr);
-    if (wo != nullptr) taken(wo, nullptr);
+    take_all(ro, nullptr);
+    take_all(wo, nullptr);
   }
 
  private:
@@ -169,6 +169,7 @@ class epoll_poller final : public netpoller_base {
     g_base* g = nullptr;
     bool wr = false;
     bool armed = false;            // d->mu: the deadline timer was added
+    op* next = nullptr;            // d->mu: the fd's list of ops waiting in this direction
     std::atomic<int> refs{0};
   };
 
@@ -244,7 +245,12 @@ class epoll_poller final : public netpoller_base {
       return false;
     }
     if (d->closing.load(std::memory_order_acquire)) return false;
-    (o->wr ? d->wwait : d->rwait) = o;
+    // Several Gs may wait in one direction (accepts on one listener): a
+    // list, and an event wakes them all (each retries; edge-triggered, so
+    // waking fewer could strand one with data left to take).
+    void*& slot = o->wr ? d->wwait : d->rwait;
+    o->next = static_cast<op*>(slot);
+    slot = o;
     o->self->nwait_.fetch_add(1, std::memory_order_seq_cst);
     if (o->when != 0) {
       o->armed = true;
@@ -253,6 +259,14 @@ class epoll_poller final : public netpoller_base {
     return true;
   }
 
+  // Whoever took the list of ops at o out of its slot (under d->mu).
+  void take_all(op* o, glist* out) {
+    while (o != nullptr) {
+      op* next = o->next;  // o may be gone once its G runs
+      taken(o, out);
+      o = next;
+    }
+  }
   // Whoever took o out of its slot (under d->mu). out: the poller's list,
   // or null to goready directly.
   void taken(op* o, glist* out) {
@@ -272,9 +286,13 @@ class epoll_poller final : public netpoller_base {
     {
       std::lock_guard<spinlock> lk(d->mu);
       void*& slot = o->wr ? d->wwait : d->rwait;
-      if (slot == o) {
-        slot = nullptr;
+      op* prev = nullptr;
+      for (op* c = static_cast<op*>(slot); c != nullptr; prev = c, c = c->next) {
+        if (c != o) continue;
+        if (prev != nullptr) prev->next = c->next;
+        else slot = c->next;
         took = true;
+        break;
       }
     }
     g_base* gp = o->g;

@@ -36,6 +36,19 @@ struct uring_only_poller {
   }
 };
 
+// io_uring with one-shot requests only (no multishot accept / recv),
+// whatever GORT_URING_MULTISHOT says.
+struct uring_oneshot_poller {
+  static std::unique_ptr<netpoller_base> create(unsigned procs) {
+    std::string why;
+    auto p = uring_poller::create(procs, why, uring_multishot::none);
+    if (!p)
+      throw std::system_error(std::make_error_code(std::errc::function_not_supported),
+                              "gort: io_uring unavailable (" + why + ")");
+    return p;
+  }
+};
+
 struct epoll_only_poller {
   static std::unique_ptr<netpoller_base> create(unsigned) {
     std::string why;

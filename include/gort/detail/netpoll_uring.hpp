@@ -33,19 +33,39 @@
 // Blocking: one eventfd registered on every ring is signalled by every
 // CQE; the M that blocks in poll() waits on it (ppoll) and wakeup() writes
 // it (Go's netpollBreak).
+//
+// Multishot (servers' fast path; docs/netpoller.md "Multishot"): a
+// listener's accept and a connection's recv are one armed request each
+// (IORING_ACCEPT_MULTISHOT; IORING_RECV_MULTISHOT with a provided-buffer
+// ring per P ring) that keeps posting CQEs. Their results go to a queue in
+// the fd's `mshot` record, owned by the poller, not by a G: accept pops
+// an fd, read copies from the queued buffers and gives each back to its
+// ring. A G parks only when the queue is empty, and submits nothing when
+// the request is still armed. The request is re-armed on demand after it
+// ends (the kernel ends it on ENOBUFS, on an error, on EOF, and when the
+// thread that submitted it exits: so, unlike a one-shot op, it does not
+// keep its M alive). GORT_URING_MULTISHOT=none|accept|recv|all (default
+// all) chooses which kinds use it.
 #pragma once
 
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config.hpp"
@@ -56,14 +76,25 @@
 GORT_BEGIN_NAMESPACE
 namespace detail {
 
+// Which requests use multishot (see the file comment).
+enum class uring_multishot : unsigned { none = 0, accept = 1, recv = 2, all = 3 };
+
 class uring_poller final : public netpoller_base {
  public:
   static constexpr unsigned sq_entries = 256;
   static constexpr unsigned cq_entries = 4 * sq_entries;
+  // Multishot recv's buffers, per P: 256 x 4 KiB (1 MiB of address space,
+  // touched as traffic uses it). A power of two (the buffer ring's mask).
+  static constexpr unsigned recv_bufs = 256;
+  static constexpr unsigned recv_buf_size = 4096;
 
   // Returns null and says why (e.g. "ENOSYS: io_uring_setup: Function not
   // implemented") when io_uring cannot be used here.
   static std::unique_ptr<netpoller_base> create(unsigned procs, std::string& why) {
+    return create(procs, why, multishot_from_env());
+  }
+  static std::unique_ptr<netpoller_base> create(unsigned procs, std::string& why,
+                                                uring_multishot ms) {
     std::unique_ptr<uring_poller> p(new uring_poller);
     p->efd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->efd_ < 0) {
@@ -99,6 +130,7 @@ class uring_poller final : public netpoller_base {
       }
       p->rings_.push_back(std::move(r));
     }
+    p->choose_multishot(ms);
     // Sync cancel (Linux 6.0+) is how deadlines and close() cancel: probe
     // it with a key that matches nothing.
     io_uring_sync_cancel_reg reg{};
@@ -115,8 +147,11 @@ class uring_poller final : public netpoller_base {
   }
 
   ~uring_poller() override {
-    for (auto& r : rings_)
+    for (auto& r : rings_) {
       if (r->inited) io_uring_queue_exit(&r->r);
+      if (r->br != nullptr) ::munmap(r->br, recv_bufs * sizeof(io_uring_buf));
+      if (r->bufs != nullptr) ::munmap(r->bufs, std::size_t{recv_bufs} * recv_buf_size);
+    }
     if (efd_ >= 0) ::close(efd_);
   }
 
@@ -129,6 +164,23 @@ class uring_poller final : public netpoller_base {
       op_end(d);
       return -ETIMEDOUT;
     }
+    if ((r.kind == op_kind::accept && ms_accept_.load(std::memory_order_relaxed)) ||
+        (r.kind == op_kind::recv && ms_recv_.load(std::memory_order_relaxed))) {
+      if (const std::int64_t n = ms_io(d, r, deadline); n != use_oneshot) {
+        op_end(d);
+        return n;
+      }
+    }
+    return oneshot_io(d, r, deadline);
+  }
+
+  // Which request kinds use multishot (tests and benchmarks compare).
+  bool multishot_accept() const noexcept { return ms_accept_.load(std::memory_order_relaxed); }
+  bool multishot_recv() const noexcept { return ms_recv_.load(std::memory_order_relaxed); }
+
+ private:
+  // One request, one CQE; d's op_begin is done and this ends it.
+  std::int64_t oneshot_io(fd_desc* d, const io_req& r, std::int64_t deadline) {
     // Fast path for sockets: a send usually fits in the socket buffer and a
     // recv after a full one usually finds more data. One non-blocking
     // syscall then does it all, with no park, no SQE and no reaping (the
@@ -161,6 +213,8 @@ class uring_poller final : public netpoller_base {
     return res;
   }
 
+
+ public:
   void poll(std::int64_t timeout_ns, glist& out) override {
     for (auto& r : rings_) reap(*r, out);
     if (!out.empty() || timeout_ns == 0) return;
@@ -185,7 +239,23 @@ class uring_poller final : public netpoller_base {
 
  protected:
   int register_fd(fd_desc*) override { return 0; }
-  void unregister_fd(fd_desc*) noexcept override {}
+  // Right before the fd is closed, every op on it having returned: a
+  // multishot request still armed (its arming G saw `closing` too late,
+  // or release() closes without close()) is cancelled, and what it
+  // queued is given back: accepted fds closed, buffers returned. Results
+  // that come after are dropped the same way by the reaper (`closed`).
+  void unregister_fd(fd_desc* d) noexcept override {
+    auto* ms = static_cast<mshot*>(d->ms.load(std::memory_order_acquire));
+    if (ms == nullptr) return;
+    ring* armed_on = nullptr;
+    {
+      std::lock_guard<spinlock> lk(ms->mu);
+      ms->closed = true;
+      if (ms->armed) armed_on = ms->rg;
+    }
+    if (armed_on != nullptr) cancel_user_data(*armed_on, ms_tag(ms));
+    drain(ms);
+  }
   void cancel_fd(fd_desc* d) noexcept override {
     io_uring_sync_cancel_reg reg{};
     reg.fd = d->fd;
@@ -193,6 +263,26 @@ class uring_poller final : public netpoller_base {
     reg.timeout.tv_sec = -1;
     reg.timeout.tv_nsec = -1;
     for (auto& r : rings_) io_uring_register_sync_cancel(&r->r, &reg);
+    // A G parked on the multishot queue returns now (it sees `closing`);
+    // the request's own last CQE may be reaped later.
+    if (auto* ms = static_cast<mshot*>(d->ms.load(std::memory_order_acquire))) {
+      glist l;
+      wake_waiters(ms, l);
+      while (g_base* gp = l.pop()) gp->sched->goready(gp);
+    }
+  }
+  // d is recycled: its mshot goes back to the pool, or, while its request
+  // is still in flight, once the reaper sees the request's last CQE.
+  void forget_fd(fd_desc* d) noexcept override {
+    auto* ms = static_cast<mshot*>(d->ms.exchange(nullptr, std::memory_order_acq_rel));
+    if (ms == nullptr) return;
+    bool free_now;
+    {
+      std::lock_guard<spinlock> lk(ms->mu);
+      ms->orphan = true;
+      free_now = !ms->armed;
+    }
+    if (free_now) ms_free(ms);
   }
 
  private:
@@ -200,6 +290,12 @@ class uring_poller final : public netpoller_base {
     io_uring r{};
     bool inited = false;
     std::atomic<bool> reaping{false};  // the CQ's try-lock (one reaper at a time)
+    // The provided-buffer ring of multishot recv (buffer group 0 of this
+    // ring); null when recv does not use multishot. Buffers go back from
+    // whichever G consumed them, on any P: buf_mu orders the producers.
+    io_uring_buf_ring* br = nullptr;
+    std::byte* bufs = nullptr;  // recv_bufs * recv_buf_size
+    spinlock buf_mu;
   };
 
   // One operation, on the parked G's stack. The timer_node base is its
@@ -219,6 +315,445 @@ class uring_poller final : public netpoller_base {
     std::atomic<bool> timed_out{false};
     std::atomic<int> refs{0};
   };
+
+  // ---- multishot ----
+
+  // One queued multishot result. accept: res = the new fd or -errno.
+  // recv: res = bytes in buffer `bid` of ring `rg` (from `off` on), 0 =
+  // EOF, or -errno.
+  struct ms_item {
+    std::int32_t res = 0;
+    std::uint16_t bid = 0;
+    bool has_buf = false;
+    std::uint32_t off = 0;
+    ring* rg = nullptr;
+  };
+  struct mshot;
+  // A G parked on an mshot's queue, on its stack; the timer_node base is
+  // its deadline. refs: the unlockf, the waker (whoever takes it off
+  // the mshot's waiter list: reaper, close, or the deadline), and the
+  // deadline timer.
+  // The last to drop one readies the G.
+  struct ms_wait : timer_node {
+    uring_poller* self = nullptr;
+    mshot* ms = nullptr;
+    fd_desc* d = nullptr;
+    g_base* g = nullptr;
+    ms_wait* next = nullptr;  // mshot's waiter list
+    std::int64_t deadline = 0;
+    std::atomic<bool> timed_out{false};
+    std::atomic<int> refs{0};
+  };
+  // The multishot state of one fd (fd_desc::ms). Poller-owned and
+  // recycled: a CQE may name it after its fd is released, until the
+  // request's last CQE (no IORING_CQE_F_MORE) is reaped.
+  struct alignas(16) mshot {
+    spinlock mu;  // guards everything below
+    op_kind kind = op_kind::recv;
+    bool armed = false;   // a request is in flight (until its last CQE is reaped)
+    bool closed = false;  // the fd is closed: results are dropped
+    bool orphan = false;  // the desc was recycled: free at the last CQE
+    bool one_shot_next = false;  // ENOBUFS ended it: next read uses a one-shot recv
+    ring* rg = nullptr;   // where the request is armed
+    std::deque<ms_item> q;
+    // Gs parked on an empty queue (several may accept on one listener),
+    // FIFO through ms_wait::next.
+    ms_wait* whead = nullptr;
+    ms_wait* wtail = nullptr;
+    mshot* next_free = nullptr;
+
+    void wpush(ms_wait* w) noexcept {
+      w->next = nullptr;
+      if (wtail != nullptr) wtail->next = w;
+      else whead = w;
+      wtail = w;
+    }
+    ms_wait* wpop() noexcept {
+      ms_wait* w = whead;
+      if (w != nullptr) {
+        whead = w->next;
+        if (whead == nullptr) wtail = nullptr;
+      }
+      return w;
+    }
+    bool wremove(ms_wait* w) noexcept {
+      ms_wait* prev = nullptr;
+      for (ms_wait* c = whead; c != nullptr; prev = c, c = c->next) {
+        if (c != w) continue;
+        (prev != nullptr ? prev->next : whead) = c->next;
+        if (wtail == c) wtail = prev;
+        return true;
+      }
+      return false;
+    }
+  };
+  // user_data of a multishot request: the mshot with bit 0 set (an op is
+  // at least 8-aligned, so bit 0 tells the two apart).
+  static std::uint64_t ms_tag(mshot* ms) noexcept { return reinterpret_cast<std::uint64_t>(ms) | 1u; }
+
+  // ms_io's "not multishot this time: do the one-shot request".
+  static constexpr std::int64_t use_oneshot = INT64_MIN;
+
+  // GORT_URING_MULTISHOT=none|accept|recv|all; all when unset.
+  static uring_multishot multishot_from_env() {
+    const char* env = std::getenv("GORT_URING_MULTISHOT");
+    if (env == nullptr || *env == '\0') return uring_multishot::all;
+    const std::string_view v(env);
+    if (v == "none") return uring_multishot::none;
+    if (v == "accept") return uring_multishot::accept;
+    if (v == "recv") return uring_multishot::recv;
+    if (v != "all") {
+      static std::once_flag bad;
+      std::call_once(bad, [env] {
+        std::fprintf(stderr, "gort: ignoring GORT_URING_MULTISHOT=%s (want none, accept, recv or all)\n", env);
+      });
+    }
+    return uring_multishot::all;
+  }
+
+  // Multishot as asked, recv only once every P ring has its buffers.
+  void choose_multishot(uring_multishot ms) {
+    const bool acc = (static_cast<unsigned>(ms) & 1u) != 0;
+    bool rcv = (static_cast<unsigned>(ms) & 2u) != 0;
+    if (rcv) {
+      for (auto& r : rings_) {
+        if (!setup_buf_ring(*r)) {
+          rcv = false;  // an optimisation only: the one-shot recv works everywhere
+          break;
+        }
+      }
+    }
+    ms_accept_.store(acc, std::memory_order_relaxed);
+    ms_recv_.store(rcv, std::memory_order_relaxed);
+  }
+
+  static bool setup_buf_ring(ring& rg) {
+    const std::size_t ring_bytes = recv_bufs * sizeof(io_uring_buf);
+    const std::size_t buf_bytes = std::size_t{recv_bufs} * recv_buf_size;
+    void* br = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (br == MAP_FAILED) return false;
+    void* bufs = ::mmap(nullptr, buf_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (bufs == MAP_FAILED) {
+      ::munmap(br, ring_bytes);
+      return false;
+    }
+    rg.br = static_cast<io_uring_buf_ring*>(br);
+    rg.bufs = static_cast<std::byte*>(bufs);
+    io_uring_buf_ring_init(rg.br);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(br);
+    reg.ring_entries = recv_bufs;
+    reg.bgid = 0;
+    if (io_uring_register_buf_ring(&rg.r, &reg, 0) < 0) return false;  // the destructor unmaps
+    const int mask = io_uring_buf_ring_mask(recv_bufs);
+    for (unsigned i = 0; i < recv_bufs; ++i)
+      io_uring_buf_ring_add(rg.br, rg.bufs + std::size_t{i} * recv_buf_size, recv_buf_size,
+                            static_cast<unsigned short>(i), mask, static_cast<int>(i));
+    io_uring_buf_ring_advance(rg.br, static_cast<int>(recv_bufs));
+    return true;
+  }
+
+  // Any thread: buffer bid of rg goes back to the kernel.
+  static void put_buf(ring& rg, std::uint16_t bid) noexcept {
+    std::lock_guard<spinlock> lk(rg.buf_mu);
+    io_uring_buf_ring_add(rg.br, rg.bufs + std::size_t{bid} * recv_buf_size, recv_buf_size, bid,
+                          io_uring_buf_ring_mask(recv_bufs), 0);
+    io_uring_buf_ring_advance(rg.br, 1);
+  }
+
+  // d's mshot, made on first use (under d->mu: two Gs may accept on one
+  // listener at once).
+  mshot* ms_get(fd_desc* d, op_kind kind) {
+    if (void* p = d->ms.load(std::memory_order_acquire)) return static_cast<mshot*>(p);
+    mshot* ms;
+    {
+      std::lock_guard<std::mutex> lk(ms_pool_mu_);
+      if (ms_free_ != nullptr) {
+        ms = ms_free_;
+        ms_free_ = ms->next_free;
+      } else {
+        ms_all_.push_back(std::make_unique<mshot>());
+        ms = ms_all_.back().get();
+      }
+    }
+    ms->kind = kind;
+    ms->armed = ms->closed = ms->orphan = ms->one_shot_next = false;
+    ms->rg = nullptr;
+    ms->whead = ms->wtail = nullptr;
+    ms->next_free = nullptr;
+    {
+      std::lock_guard<spinlock> lk(d->mu);
+      if (void* p = d->ms.load(std::memory_order_relaxed)) {  // another G won
+        ms_free(ms);
+        return static_cast<mshot*>(p);
+      }
+      d->ms.store(ms, std::memory_order_release);
+    }
+    return ms;
+  }
+  void ms_free(mshot* ms) noexcept {
+    std::lock_guard<std::mutex> lk(ms_pool_mu_);
+    ms->next_free = ms_free_;
+    ms_free_ = ms;
+  }
+
+  // The fd is closed: give back what the queue holds.
+  void drain(mshot* ms) noexcept {
+    std::deque<ms_item> q;
+    {
+      std::lock_guard<spinlock> lk(ms->mu);
+      q.swap(ms->q);
+    }
+    for (const ms_item& it : q) release_item(ms, it);
+  }
+  static void release_item(mshot* ms, const ms_item& it) noexcept {
+    if (it.has_buf) put_buf(*it.rg, it.bid);
+    else if (ms->kind == op_kind::accept && it.res >= 0) ::close(it.res);
+  }
+
+  // Takes every parked G off ms and drops the wakers' refs; a G goes on
+  // out when that was its last ref.
+  void wake_waiters(mshot* ms, glist& out) noexcept {
+    ms_wait* ws;
+    {
+      std::lock_guard<spinlock> lk(ms->mu);
+      ws = std::exchange(ms->whead, nullptr);
+      ms->wtail = nullptr;
+    }
+    while (ws != nullptr) {
+      ms_wait* next = ws->next;  // ws may be gone once its G runs
+      drop_waker(ws, out);
+      ws = next;
+    }
+  }
+  void drop_waker(ms_wait* w, glist& out) noexcept {
+    nwait_.fetch_sub(1, std::memory_order_seq_cst);
+    g_base* gp = w->g;
+    int dec = 1;
+    if (w->deadline != 0 && gp->sched->del_timer(w)) dec = 2;  // else it is firing
+    if (w->refs.fetch_sub(dec, std::memory_order_acq_rel) == dec) out.push(gp);
+  }
+
+  // The G side of a multishot accept / recv. op_begin is done by io(),
+  // which ends it, unless this returns use_oneshot: then the one-shot
+  // request (oneshot_io) takes the op over.
+  std::int64_t ms_io(fd_desc* d, const io_req& r, std::int64_t deadline) {
+    mshot* ms = ms_get(d, r.kind);
+    const std::atomic<bool>& enabled = r.kind == op_kind::accept ? ms_accept_ : ms_recv_;
+    for (;;) {
+      bool arm;
+      {
+        std::lock_guard<spinlock> lk(ms->mu);
+        if (d->closing.load(std::memory_order_seq_cst)) return -EBADF;
+        if (!ms->q.empty()) return r.kind == op_kind::accept ? take_accept(ms) : take_recv(ms, r);
+        arm = !ms->armed;
+        if (arm) {
+          // Ended by ENOBUFS (the P's buffers are all queued somewhere):
+          // one plain recv into the caller's buffer, then multishot again.
+          if (std::exchange(ms->one_shot_next, false) || !enabled.load(std::memory_order_relaxed))
+            return use_oneshot;
+          ms->armed = true;
+        }
+      }
+      if (arm) {
+        ms_arm(ms, d);
+        continue;  // results may be queued already
+      }
+      ms_wait w;
+      w.self = this;
+      w.ms = ms;
+      w.d = d;
+      w.g = current_g();
+      w.deadline = deadline;
+      w.when = deadline;
+      w.fn = &ms_deadline_fire;
+      w.refs.store(deadline != 0 ? 3 : 2, std::memory_order_relaxed);
+      if (deadline != 0) w.g->sched->add_timer(&w);  // may fire at once
+      w.g->sched->gopark(&ms_park, &w, wait_reason(r.kind));
+      if (w.timed_out.load(std::memory_order_acquire)) {
+        // A result may have woken us as the deadline passed: it stays
+        // queued, and another parked G gets the wakeup we do not use.
+        pass_on(ms);
+        return -ETIMEDOUT;
+      }
+    }
+  }
+
+  // G: wakes one parked G if results are queued (see ms_io's deadline).
+  void pass_on(mshot* ms) noexcept {
+    ms_wait* w = nullptr;
+    {
+      std::lock_guard<spinlock> lk(ms->mu);
+      if (!ms->q.empty()) w = ms->wpop();
+    }
+    if (w == nullptr) return;
+    glist l;
+    drop_waker(w, l);
+    while (g_base* gp = l.pop()) gp->sched->goready(gp);
+  }
+
+  // ms->mu held, queue not empty.
+  static std::int64_t take_accept(mshot* ms) noexcept {
+    const std::int32_t res = ms->q.front().res;
+    ms->q.pop_front();
+    return res;
+  }
+  // ms->mu held, queue not empty: copies as much as fits; an EOF stays
+  // queued (every later read sees it), an error is reported once.
+  std::int64_t take_recv(mshot* ms, const io_req& r) noexcept {
+    auto* dst = static_cast<std::byte*>(r.buf);
+    std::size_t n = 0;
+    while (n < r.len && !ms->q.empty()) {
+      ms_item& it = ms->q.front();
+      if (!it.has_buf) {
+        if (n != 0) break;  // data first; EOF / the error next time
+        if (it.res == 0) return 0;
+        const std::int32_t e = it.res;
+        ms->q.pop_front();
+        return e;
+      }
+      const std::size_t avail = static_cast<std::size_t>(it.res) - it.off;
+      const std::size_t k = avail < r.len - n ? avail : r.len - n;
+      std::memcpy(dst + n, it.rg->bufs + std::size_t{it.bid} * recv_buf_size + it.off, k);
+      n += k;
+      if (k == avail) {
+        put_buf(*it.rg, it.bid);
+        ms->q.pop_front();
+      } else {
+        it.off += static_cast<std::uint32_t>(k);
+      }
+    }
+    return static_cast<std::int64_t>(n);
+  }
+
+  // Submits ms's request on this M's P's ring (the caller set ms->armed).
+  // noinline: reads tls_m afresh (the G may have moved since its last park).
+  [[gnu::noinline]] void ms_arm(mshot* ms, fd_desc* d) {
+    m_base* mp = tls_m;
+    GORT_ASSERT(mp != nullptr && mp->pid >= 0, "uring multishot: the M holds no P");
+    ring& rg = *rings_[static_cast<std::size_t>(mp->pid)];
+    {
+      std::lock_guard<spinlock> lk(ms->mu);
+      ms->rg = &rg;
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(&rg.r);
+    while (sqe == nullptr) {
+      submit(rg);
+      sqe = io_uring_get_sqe(&rg.r);
+    }
+    if (ms->kind == op_kind::accept) {
+      io_uring_prep_multishot_accept(sqe, d->fd, nullptr, nullptr, SOCK_CLOEXEC);
+    } else {
+      io_uring_prep_recv_multishot(sqe, d->fd, nullptr, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = 0;
+    }
+    io_uring_sqe_set_data64(sqe, ms_tag(ms));
+    submit(rg);
+    // Pairs with close_fd's seq_cst store: either its cancel came after
+    // this submission, or we see `closing` here and cancel ourselves.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (d->closing.load(std::memory_order_seq_cst)) cancel_user_data(rg, ms_tag(ms));
+  }
+
+  // The park's unlockf: parks only while the queue is empty, the request
+  // armed, the fd open and the deadline not passed.
+  static bool ms_park(g_base*, void* arg) {
+    auto* w = static_cast<ms_wait*>(arg);
+    mshot* ms = w->ms;
+    bool wait;
+    {
+      std::lock_guard<spinlock> lk(ms->mu);
+      wait = ms->q.empty() && ms->armed && !w->d->closing.load(std::memory_order_seq_cst) &&
+             !w->timed_out.load(std::memory_order_seq_cst);
+      if (wait) {
+        ms->wpush(w);
+        w->self->nwait_.fetch_add(1, std::memory_order_seq_cst);
+      }
+    }
+    int dec = 1;
+    if (!wait) {  // nobody will take w off the queue: drop the waker's ref too
+      dec = 2;
+      if (w->deadline != 0 && w->g->sched->del_timer(w)) dec = 3;
+    }
+    return w->refs.fetch_sub(dec, std::memory_order_acq_rel) != dec;
+  }
+
+  // Timer fn (any M): the deadline of a G parked on a multishot queue.
+  static void ms_deadline_fire(timer_node* t) {
+    auto* w = static_cast<ms_wait*>(t);
+    w->timed_out.store(true, std::memory_order_seq_cst);
+    bool took;
+    {
+      std::lock_guard<spinlock> lk(w->ms->mu);
+      took = w->ms->wremove(w);
+    }
+    if (took) w->self->nwait_.fetch_sub(1, std::memory_order_seq_cst);
+    const int dec = took ? 2 : 1;
+    g_base* gp = w->g;
+    if (w->refs.fetch_sub(dec, std::memory_order_acq_rel) == dec) gp->sched->goready(gp);
+  }
+
+  // Reaper: one CQE of a multishot request.
+  void complete_ms(mshot* ms, const io_uring_cqe* cqe, ring& rg, glist& out) {
+    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    ms_item it;
+    it.res = cqe->res;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+      it.has_buf = true;
+      it.bid = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+      it.rg = &rg;
+    }
+    bool keep;  // the item is a result for the reader
+    if (ms->kind == op_kind::accept) keep = it.res >= 0 || (it.res != -ECANCELED && it.res != -EINVAL);
+    else keep = it.has_buf || it.res == 0 || (it.res != -ECANCELED && it.res != -ENOBUFS && it.res != -EINVAL);
+    if (it.res == -EINVAL && !more) {
+      // The kernel does not take this request: use one-shot ones.
+      (ms->kind == op_kind::accept ? ms_accept_ : ms_recv_).store(false, std::memory_order_relaxed);
+    }
+    ms_wait* ws = nullptr;  // the Gs to wake, through next
+    bool free_now = false, drop = false;
+    {
+      std::lock_guard<spinlock> lk(ms->mu);
+      if (keep) {
+        if (ms->closed) drop = true;
+        else ms->q.push_back(it);
+      }
+      if (!more) {
+        // Ended: every parked G re-arms or returns.
+        ms->armed = false;
+        if (it.res == -ENOBUFS) ms->one_shot_next = true;
+        free_now = ms->orphan;
+        ws = std::exchange(ms->whead, nullptr);
+        ms->wtail = nullptr;
+      } else if (keep && !drop) {
+        ws = ms->wpop();  // one result, one G
+        if (ws != nullptr) ws->next = nullptr;
+      }
+    }
+    if (drop) release_item(ms, it);
+    while (ws != nullptr) {
+      ms_wait* next = ws->next;
+      drop_waker(ws, out);
+      ws = next;
+    }
+    if (free_now) ms_free(ms);
+  }
+
+  static void cancel_user_data(ring& rg, std::uint64_t ud) noexcept {
+    io_uring_sync_cancel_reg reg{};
+    reg.addr = ud;
+    reg.fd = -1;
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    io_uring_register_sync_cancel(&rg.r, &reg);  // -ENOENT: it ended already
+  }
+
+  std::atomic<bool> ms_accept_{false};
+  std::atomic<bool> ms_recv_{false};
+  std::mutex ms_pool_mu_;
+  std::vector<std::unique_ptr<mshot>> ms_all_;  // ms_pool_mu_
+  mshot* ms_free_ = nullptr;                    // ms_pool_mu_
 
   uring_poller() = default;
 
@@ -362,8 +897,11 @@ class uring_poller final : public netpoller_base {
     for (;;) {
       const unsigned n = io_uring_peek_batch_cqe(&rg.r, cqes, 64);
       if (n == 0) break;
-      for (unsigned i = 0; i < n; ++i)
-        complete(reinterpret_cast<op*>(io_uring_cqe_get_data(cqes[i])), cqes[i]->res, out);
+      for (unsigned i = 0; i < n; ++i) {
+        const std::uint64_t ud = io_uring_cqe_get_data64(cqes[i]);
+        if (ud & 1u) complete_ms(reinterpret_cast<mshot*>(ud & ~std::uint64_t{1}), cqes[i], rg, out);
+        else complete(reinterpret_cast<op*>(ud), cqes[i]->res, out);
+      }
       io_uring_cq_advance(&rg.r, n);
     }
     rg.reaping.store(false, std::memory_order_release);
