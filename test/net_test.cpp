@@ -43,6 +43,22 @@ int count_fds() {
   return n;
 }
 
+// What the open fds are, for a failure message ("3 -> socket:[1234]").
+std::string list_fds() {
+  std::string out;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      char target[256] = {};
+      const std::string path = std::string("/proc/self/fd/") + e->d_name;
+      if (::readlink(path.c_str(), target, sizeof target - 1) < 0) continue;
+      out += std::string(e->d_name) + " -> " + target + "\n";
+    }
+    ::closedir(d);
+  }
+  return out;
+}
+
 std::uint64_t fnv(const std::byte* p, std::size_t n, std::uint64_t h = 1469598103934665603ull) {
   for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<std::uint8_t>(p[i])) * 1099511628211ull;
   return h;
@@ -69,6 +85,7 @@ void for_procs(F&& f) {
       gort::basic_runtime<Traits> rt(gort::config{.procs = procs});
       rt.run([&] { f(procs); });
     }
+    INFO("open fds:\n" << list_fds());
     CHECK(count_fds() == fds_before);  // every socket, ring and pipe closed
   }
 }

@@ -504,11 +504,11 @@ class uring_poller final : public netpoller_base {
       std::lock_guard<spinlock> lk(ms->mu);
       q.swap(ms->q);
     }
-    for (const ms_item& it : q) release_item(ms, it);
+    for (const ms_item& it : q) release_item(ms->kind, it);
   }
-  static void release_item(mshot* ms, const ms_item& it) noexcept {
+  static void release_item(op_kind kind, const ms_item& it) noexcept {
     if (it.has_buf) put_buf(*it.rg, it.bid);
-    else if (ms->kind == op_kind::accept && it.res >= 0) ::close(it.res);
+    else if (kind == op_kind::accept && it.res >= 0) ::close(it.res);
   }
 
   // Takes every parked G off ms and drops the wakers' refs; a G goes on
@@ -704,17 +704,19 @@ class uring_poller final : public netpoller_base {
       it.bid = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
       it.rg = &rg;
     }
-    bool keep;  // the item is a result for the reader
-    if (ms->kind == op_kind::accept) keep = it.res >= 0 || (it.res != -ECANCELED && it.res != -EINVAL);
-    else keep = it.has_buf || it.res == 0 || (it.res != -ECANCELED && it.res != -ENOBUFS && it.res != -EINVAL);
-    if (it.res == -EINVAL && !more) {
-      // The kernel does not take this request: use one-shot ones.
-      (ms->kind == op_kind::accept ? ms_accept_ : ms_recv_).store(false, std::memory_order_relaxed);
-    }
+    const bool einval = it.res == -EINVAL && !more;
     ms_wait* ws = nullptr;  // the Gs to wake, through next
     bool free_now = false, drop = false;
+    op_kind kind;
     {
+      // (kind was set before the request was armed, but only this lock
+      // orders that for TSan: the kernel's ordering is invisible to it.)
       std::lock_guard<spinlock> lk(ms->mu);
+      kind = ms->kind;
+      // A result for the reader, or only the end of the request?
+      const bool keep = kind == op_kind::accept
+          ? it.res >= 0 || (it.res != -ECANCELED && it.res != -EINVAL)
+          : it.has_buf || it.res == 0 || (it.res != -ECANCELED && it.res != -ENOBUFS && it.res != -EINVAL);
       if (keep) {
         if (ms->closed) drop = true;
         else ms->q.push_back(it);
@@ -731,7 +733,9 @@ class uring_poller final : public netpoller_base {
         if (ws != nullptr) ws->next = nullptr;
       }
     }
-    if (drop) release_item(ms, it);
+    // The kernel does not take this request: one-shot ones from now on.
+    if (einval) (kind == op_kind::accept ? ms_accept_ : ms_recv_).store(false, std::memory_order_relaxed);
+    if (drop) release_item(kind, it);
     while (ws != nullptr) {
       ms_wait* next = ws->next;
       drop_waker(ws, out);
