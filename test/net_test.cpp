@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -530,6 +531,28 @@ TEMPLATE_TEST_CASE("net: many Gs accept on one listener; each connection exactly
     // queued (multishot) or in the kernel's backlog: close() must close
     // both kinds (for_procs checks the fd count), and their peers see the
     // end, not a hang.
+    // More connections than a listener queues (128): the multishot
+    // accept pauses, the rest wait in the kernel's backlog, and every one
+    // is accepted once the queue is taken.
+    auto ln3 = gort::net::listen_tcp("127.0.0.1:0");
+    constexpr std::uint32_t many = 300;
+    std::vector<gort::net::conn> dialed;
+    for (std::uint32_t i = 0; i < many; ++i) {
+      dialed.push_back(gort::net::dial_tcp(ln3.local_addr().to_string()));
+      dialed.back().write(std::as_bytes(std::span(&i, 1)));
+      if (i == 0) { auto first = ln3.accept(); }  // armed before the rest come
+    }
+    std::vector<int> ids(many, 0);
+    for (std::uint32_t i = 1; i < many; ++i) {
+      auto c = ln3.accept();
+      std::uint32_t id = 0;
+      c.read_full(std::as_writable_bytes(std::span(&id, 1)));
+      if (id < many) ++ids[id];
+    }
+    CHECK(std::count(ids.begin() + 1, ids.end(), 1) == static_cast<long>(many - 1));
+    ln3.close();
+    dialed.clear();
+
     auto ln2 = gort::net::listen_tcp("127.0.0.1:0");
     std::vector<gort::net::conn> extra;
     for (int i = 0; i < 8; ++i) extra.push_back(gort::net::dial_tcp(ln2.local_addr().to_string()));
@@ -595,6 +618,24 @@ TEMPLATE_TEST_CASE("net: more data in flight than the receive buffers; every byt
     }
     done.wait();
     CHECK(ok.load() == conns);
+
+    // One connection that stops reading while 1 MiB arrives: its queue
+    // is capped (the request pauses and re-arms), and nothing is lost.
+    constexpr std::size_t big = 1 << 20;
+    std::byte first[1];
+    cs[0].write(gort::net::as_bytes("y"));
+    ss[0].read_full(first);  // armed
+    gort::wait_group w;
+    w.add(1);
+    gort::go([&] {
+      cs[0].write(pattern(big, 99));
+      w.done();
+    });
+    gort::sleep_for(10ms);  // let it pile up
+    std::vector<std::byte> got(big);
+    ss[0].read_full(got);
+    w.wait();
+    CHECK((got == pattern(big, 99)));
   });
 }
 

@@ -125,11 +125,18 @@ struct fd_desc {
   void* wwait = nullptr;
   bool rready = false;
   bool wready = false;
+  // epoll backend: bumped (under mu) by every event in that direction. A
+  // G reads it before its syscall and parks only if it is unchanged: an
+  // event that woke other waiters between its EAGAIN and its park (no
+  // `ready` mark is left then) makes it retry instead of sleeping.
+  std::atomic<std::uint32_t> rseq{0};
+  std::atomic<std::uint32_t> wseq{0};
   fd_desc* next_free = nullptr;  // the poller's free list
   // The io_uring backend's multishot state for this fd (accept on a
-  // listener, recv on a connection), or null. Set and cleared by the
-  // backend (see uring_poller::mshot) under mu; it outlives the desc when
-  // a multishot request is still in flight at release.
+  // listener, recv on a connection), or null. Published once under mu by
+  // the first G that needs it, cleared when the desc is recycled (see
+  // uring_poller::mshot); the record outlives the desc while a multishot
+  // request is still in flight.
   std::atomic<void*> ms{nullptr};
   // Bumped (store-release) each time the desc is set up for an fd; an
   // epoll reaper load-acquires it before touching the desc. The kernel

@@ -82,6 +82,7 @@ class epoll_poller final : public netpoller_base {
           res = -ETIMEDOUT;
           break;
         }
+        const std::uint32_t seq = (wr ? d->wseq : d->rseq).load(std::memory_order_acquire);
         res = connecting ? connect_result(d->fd) : attempt(d->fd, r);
         if (r.kind == op_kind::connect && !connecting && res == -EINPROGRESS) {
           connecting = true;
@@ -89,7 +90,7 @@ class epoll_poller final : public netpoller_base {
         }
         if (res == -EINTR) continue;
         if (res != -EAGAIN && res != -EWOULDBLOCK) break;
-        wait(d, wr, deadline, r.kind);
+        wait(d, wr, deadline, r.kind, seq);
       }
     }
     op_end(d);
@@ -121,10 +122,12 @@ class epoll_poller final : public netpoller_base {
       {
         std::lock_guard<spinlock> lk(d->mu);
         if (rd) {
+          d->rseq.fetch_add(1, std::memory_order_release);
           ro = static_cast<op*>(std::exchange(d->rwait, nullptr));
           if (ro == nullptr) d->rready = true;
         }
         if (wr) {
+          d->wseq.fetch_add(1, std::memory_order_release);
           wo = static_cast<op*>(std::exchange(d->wwait, nullptr));
           if (wo == nullptr) d->wready = true;
         }
@@ -169,6 +172,7 @@ class epoll_poller final : public netpoller_base {
     g_base* g = nullptr;
     bool wr = false;
     bool armed = false;            // d->mu: the deadline timer was added
+    std::uint32_t seq = 0;         // d's event count in this direction before the attempt
     op* next = nullptr;            // d->mu: the fd's list of ops waiting in this direction
     std::atomic<int> refs{0};
   };
@@ -220,8 +224,9 @@ class epoll_poller final : public netpoller_base {
 
   // Parks the current G until d is ready in its direction, the deadline
   // passes or d closes; the caller then retries and checks.
-  void wait(fd_desc* d, bool wr, std::int64_t deadline, op_kind k) {
+  void wait(fd_desc* d, bool wr, std::int64_t deadline, op_kind k, std::uint32_t seq) {
     op o;
+    o.seq = seq;
     o.self = this;
     o.d = d;
     o.g = current_g();
@@ -244,6 +249,8 @@ class epoll_poller final : public netpoller_base {
       ready = false;
       return false;
     }
+    // An edge came after the EAGAIN and woke other waiters (see fd_desc).
+    if ((o->wr ? d->wseq : d->rseq).load(std::memory_order_relaxed) != o->seq) return false;
     if (d->closing.load(std::memory_order_acquire)) return false;
     // Several Gs may wait in one direction (accepts on one listener): a
     // list, and an event wakes them all (each retries; edge-triggered, so

@@ -87,6 +87,10 @@ class uring_poller final : public netpoller_base {
   // touched as traffic uses it). A power of two (the buffer ring's mask).
   static constexpr unsigned recv_bufs = 256;
   static constexpr unsigned recv_buf_size = 4096;
+  // Results an fd's multishot request may queue before it is paused
+  // (cancelled; re-armed when a G finds the queue empty).
+  static constexpr std::size_t accept_queue_max = 128;
+  static constexpr std::size_t recv_queue_max = recv_bufs / 4;
 
   // Returns null and says why (e.g. "ENOSYS: io_uring_setup: Function not
   // implemented") when io_uring cannot be used here.
@@ -147,6 +151,11 @@ class uring_poller final : public netpoller_base {
   }
 
   ~uring_poller() override {
+    // Connections accepted for listeners that were never closed (the
+    // objects must die inside the runtime; this is the last line).
+    for (auto& ms : ms_all_)
+      if (ms->kind == op_kind::accept)
+        for (const ms_item& it : ms->q) release_item(op_kind::accept, it);
     for (auto& r : rings_) {
       if (r->inited) io_uring_queue_exit(&r->r);
       if (r->br != nullptr) ::munmap(r->br, recv_bufs * sizeof(io_uring_buf));
@@ -164,8 +173,10 @@ class uring_poller final : public netpoller_base {
       op_end(d);
       return -ETIMEDOUT;
     }
-    if ((r.kind == op_kind::accept && ms_accept_.load(std::memory_order_relaxed)) ||
-        (r.kind == op_kind::recv && ms_recv_.load(std::memory_order_relaxed))) {
+    // (An fd with an mshot stays on it: results may be queued there.)
+    if ((r.kind == op_kind::accept || r.kind == op_kind::recv) &&
+        (d->ms.load(std::memory_order_acquire) != nullptr ||
+         (r.kind == op_kind::accept ? ms_accept_ : ms_recv_).load(std::memory_order_relaxed))) {
       if (const std::int64_t n = ms_io(d, r, deadline); n != use_oneshot) {
         op_end(d);
         return n;
@@ -348,12 +359,18 @@ class uring_poller final : public netpoller_base {
   // recycled: a CQE may name it after its fd is released, until the
   // request's last CQE (no IORING_CQE_F_MORE) is reaped.
   struct alignas(16) mshot {
+    // Bumped (release) by each arm before its submission, load-acquired
+    // first by the reaper: the kernel orders the two, but TSan cannot see
+    // that (the op record's `published` does the same). A whole 8-byte
+    // word, so no plain write shares its shadow cell.
+    alignas(8) std::atomic<std::uint64_t> published{0};
     spinlock mu;  // guards everything below
     op_kind kind = op_kind::recv;
     bool armed = false;   // a request is in flight (until its last CQE is reaped)
     bool closed = false;  // the fd is closed: results are dropped
     bool orphan = false;  // the desc was recycled: free at the last CQE
     bool one_shot_next = false;  // ENOBUFS ended it: next read uses a one-shot recv
+    bool throttled = false;      // the queue is full: cancelled, waiting for its last CQE
     ring* rg = nullptr;   // where the request is armed
     std::deque<ms_item> q;
     // Gs parked on an empty queue (several may accept on one listener),
@@ -461,8 +478,8 @@ class uring_poller final : public netpoller_base {
     io_uring_buf_ring_advance(rg.br, 1);
   }
 
-  // d's mshot, made on first use (under d->mu: two Gs may accept on one
-  // listener at once).
+  // d's mshot, made on first use and published under d->mu (two Gs may
+  // accept on one listener at once).
   mshot* ms_get(fd_desc* d, op_kind kind) {
     if (void* p = d->ms.load(std::memory_order_acquire)) return static_cast<mshot*>(p);
     mshot* ms;
@@ -477,19 +494,19 @@ class uring_poller final : public netpoller_base {
       }
     }
     ms->kind = kind;
-    ms->armed = ms->closed = ms->orphan = ms->one_shot_next = false;
+    ms->armed = ms->closed = ms->orphan = ms->one_shot_next = ms->throttled = false;
     ms->rg = nullptr;
     ms->whead = ms->wtail = nullptr;
     ms->next_free = nullptr;
+    void* won;
     {
       std::lock_guard<spinlock> lk(d->mu);
-      if (void* p = d->ms.load(std::memory_order_relaxed)) {  // another G won
-        ms_free(ms);
-        return static_cast<mshot*>(p);
-      }
-      d->ms.store(ms, std::memory_order_release);
+      won = d->ms.load(std::memory_order_relaxed);
+      if (won == nullptr) d->ms.store(ms, std::memory_order_release);
     }
-    return ms;
+    if (won == nullptr) return ms;
+    ms_free(ms);  // another G published one first
+    return static_cast<mshot*>(won);
   }
   void ms_free(mshot* ms) noexcept {
     std::lock_guard<std::mutex> lk(ms_pool_mu_);
@@ -542,13 +559,26 @@ class uring_poller final : public netpoller_base {
     const std::atomic<bool>& enabled = r.kind == op_kind::accept ? ms_accept_ : ms_recv_;
     for (;;) {
       bool arm;
+      ms_wait* next;
       {
-        std::lock_guard<spinlock> lk(ms->mu);
+        std::unique_lock<spinlock> lk(ms->mu);
         if (d->closing.load(std::memory_order_seq_cst)) return -EBADF;
-        if (!ms->q.empty()) return r.kind == op_kind::accept ? take_accept(ms) : take_recv(ms, r);
+        if (!ms->q.empty()) {
+          const std::int64_t n = r.kind == op_kind::accept ? take_accept(ms) : take_recv(ms, r);
+          // More is queued and another G waits (several acceptors, or
+          // two readers): it gets the wakeup no new result will bring.
+          next = ms->q.empty() ? nullptr : ms->wpop();
+          if (next == nullptr) return n;
+          lk.unlock();
+          glist l;
+          drop_waker(next, l);
+          while (g_base* gp = l.pop()) gp->sched->goready(gp);
+          return n;
+        }
         arm = !ms->armed;
         if (arm) {
-          // Ended by ENOBUFS (the P's buffers are all queued somewhere):
+          // Ended by ENOBUFS (the buffers of the ring it was armed on are
+          // all queued somewhere):
           // one plain recv into the caller's buffer, then multishot again.
           if (std::exchange(ms->one_shot_next, false) || !enabled.load(std::memory_order_relaxed))
             return use_oneshot;
@@ -571,6 +601,7 @@ class uring_poller final : public netpoller_base {
       if (deadline != 0) w.g->sched->add_timer(&w);  // may fire at once
       w.g->sched->gopark(&ms_park, &w, wait_reason(r.kind));
       if (w.timed_out.load(std::memory_order_acquire)) {
+        if (d->closing.load(std::memory_order_seq_cst)) return -EBADF;
         // A result may have woken us as the deadline passed: it stays
         // queued, and another parked G gets the wakeup we do not use.
         pass_on(ms);
@@ -649,6 +680,7 @@ class uring_poller final : public netpoller_base {
       sqe->buf_group = 0;
     }
     io_uring_sqe_set_data64(sqe, ms_tag(ms));
+    ms->published.fetch_add(1, std::memory_order_release);
     submit(rg);
     // Pairs with close_fd's seq_cst store: either its cancel came after
     // this submission, or we see `closing` here and cancel ourselves.
@@ -696,34 +728,49 @@ class uring_poller final : public netpoller_base {
 
   // Reaper: one CQE of a multishot request.
   void complete_ms(mshot* ms, const io_uring_cqe* cqe, ring& rg, glist& out) {
+    (void)ms->published.load(std::memory_order_acquire);  // see mshot::published
     const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     ms_item it;
     it.res = cqe->res;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
-      it.has_buf = true;
-      it.bid = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-      it.rg = &rg;
+      const auto bid = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+      if (it.res > 0) {
+        it.has_buf = true;
+        it.bid = bid;
+        it.rg = &rg;
+      } else {
+        put_buf(rg, bid);  // a buffer with no data (some kernels' EOF / error)
+      }
     }
-    const bool einval = it.res == -EINVAL && !more;
     ms_wait* ws = nullptr;  // the Gs to wake, through next
-    bool free_now = false, drop = false;
+    bool free_now = false, drop = false, throttle = false;
     op_kind kind;
     {
-      // (kind was set before the request was armed, but only this lock
-      // orders that for TSan: the kernel's ordering is invisible to it.)
       std::lock_guard<spinlock> lk(ms->mu);
       kind = ms->kind;
-      // A result for the reader, or only the end of the request?
+      // A result for the reader, or only the end of the request? (An
+      // error such as EINVAL, accept on a socket that stopped listening,
+      // is the reader's: the kernel floor, 6.0, has both requests.)
       const bool keep = kind == op_kind::accept
-          ? it.res >= 0 || (it.res != -ECANCELED && it.res != -EINVAL)
-          : it.has_buf || it.res == 0 || (it.res != -ECANCELED && it.res != -ENOBUFS && it.res != -EINVAL);
+          ? it.res != -ECANCELED
+          : it.has_buf || (it.res != -ECANCELED && it.res != -ENOBUFS);
       if (keep) {
         if (ms->closed) drop = true;
         else ms->q.push_back(it);
       }
+      // Bounded: a listener nobody accepts on leaves connections in the
+      // kernel's backlog, a connection nobody reads keeps at most a
+      // quarter of its ring's buffers; the request is cancelled here and
+      // re-armed once the queue is taken.
+      if (more && !ms->closed && !ms->throttled &&
+          ms->q.size() >= (kind == op_kind::accept ? accept_queue_max : recv_queue_max)) {
+        ms->throttled = true;
+        throttle = true;
+      }
       if (!more) {
         // Ended: every parked G re-arms or returns.
         ms->armed = false;
+        ms->throttled = false;
         if (it.res == -ENOBUFS) ms->one_shot_next = true;
         free_now = ms->orphan;
         ws = std::exchange(ms->whead, nullptr);
@@ -733,8 +780,7 @@ class uring_poller final : public netpoller_base {
         if (ws != nullptr) ws->next = nullptr;
       }
     }
-    // The kernel does not take this request: one-shot ones from now on.
-    if (einval) (kind == op_kind::accept ? ms_accept_ : ms_recv_).store(false, std::memory_order_relaxed);
+    if (throttle) cancel_user_data(rg, ms_tag(ms));  // its last CQE ends it
     if (drop) release_item(kind, it);
     while (ws != nullptr) {
       ms_wait* next = ws->next;
