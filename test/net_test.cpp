@@ -31,6 +31,19 @@ struct uring_traits : gort::default_traits {
 struct uring_oneshot_traits : gort::default_traits {
   using poller = gort::detail::uring_oneshot_poller;
 };
+// Reads by readiness: a multishot poll per connection, the recv in the G.
+struct uring_poll_poller {
+  static std::unique_ptr<gort::detail::netpoller_base> create(unsigned procs) {
+    std::string why;
+    auto p = gort::detail::uring_poller::create(
+        procs, why, gort::detail::uring_multishot::accept | gort::detail::uring_multishot::poll);
+    if (!p) throw std::runtime_error("io_uring unavailable: " + why);
+    return p;
+  }
+};
+struct uring_poll_traits : gort::default_traits {
+  using poller = uring_poll_poller;
+};
 struct epoll_traits : gort::default_traits {
   using poller = gort::detail::epoll_only_poller;
 };
@@ -129,7 +142,7 @@ TEST_CASE("net: address::parse takes numeric addresses only", "[net]") {
 }
 
 TEMPLATE_TEST_CASE("net: echo round trips over many concurrent connections", "[net]",
-                   uring_traits, uring_oneshot_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");
     const std::string addr = ln.local_addr().to_string();
@@ -160,7 +173,7 @@ TEMPLATE_TEST_CASE("net: echo round trips over many concurrent connections", "[n
 }
 
 TEMPLATE_TEST_CASE("net: 64 MiB each way with checksums; half-close", "[net]", uring_traits,
-                   uring_oneshot_traits, epoll_traits) {
+                   uring_oneshot_traits, uring_poll_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("[::1]:0");
     CHECK(ln.local_addr().family() == AF_INET6);
@@ -196,7 +209,7 @@ TEMPLATE_TEST_CASE("net: 64 MiB each way with checksums; half-close", "[net]", u
 }
 
 TEMPLATE_TEST_CASE("net: errors are clear: refused, reset, bad addresses, closed", "[net]",
-                   uring_traits, uring_oneshot_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     std::error_code ec;
     // A port nobody listens on: bind one, close it, dial it.
@@ -255,7 +268,7 @@ TEMPLATE_TEST_CASE("net: errors are clear: refused, reset, bad addresses, closed
 }
 
 TEMPLATE_TEST_CASE("net: deadlines fire mid-read and mid-accept, not when data comes first",
-                   "[net]", uring_traits, uring_oneshot_traits, epoll_traits) {
+                   "[net]", uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");
     std::error_code ec;
@@ -307,7 +320,7 @@ TEMPLATE_TEST_CASE("net: deadlines fire mid-read and mid-accept, not when data c
 }
 
 TEMPLATE_TEST_CASE("net: close wakes a G blocked reading; accept on a closed listener", "[net]",
-                   uring_traits, uring_oneshot_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");
     auto c = gort::net::dial_tcp(ln.local_addr().to_string());
@@ -428,7 +441,7 @@ TEMPLATE_TEST_CASE("fs: read/write/fsync at offsets with checksums; other Gs kee
 }
 
 TEMPLATE_TEST_CASE("net: Ms exit (locked Gs end) while other Gs' I/O is in flight", "[net]",
-                   uring_traits, uring_oneshot_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
   // With io_uring a request belongs to the thread that submitted it, and a
   // thread's exit cancels it. Readers park (their requests submitted by
   // whichever M ran them, on few Ps likely the same Ms), then Gs that end
@@ -479,7 +492,7 @@ TEMPLATE_TEST_CASE("net: Ms exit (locked Gs end) while other Gs' I/O is in fligh
 }
 
 TEMPLATE_TEST_CASE("net: many Gs accept on one listener; each connection exactly once",
-                   "[net]", uring_traits, uring_oneshot_traits, epoll_traits) {
+                   "[net]", uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
   // With multishot accept, connections queue in the listener while fewer
   // Gs wait than connections arrive; every G must be woken for one, and
   // the queue's leftovers must be closed with the listener (for_procs
@@ -571,7 +584,7 @@ TEMPLATE_TEST_CASE("net: many Gs accept on one listener; each connection exactly
 }
 
 TEMPLATE_TEST_CASE("net: more data in flight than the receive buffers; every byte in order",
-                   "[net]", uring_traits, uring_oneshot_traits, epoll_traits) {
+                   "[net]", uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
   // Multishot recv takes buffers from its P's ring (256 x 4 KiB); 64
   // connections with 32 KiB each waiting outrun them, so receives end
   // with ENOBUFS and fall back to one-shot reads until buffers return.
@@ -647,14 +660,18 @@ TEST_CASE("net: multishot is on for io_uring unless asked otherwise", "[net]") {
     return rt.run([] {
       auto* p = dynamic_cast<gort::detail::uring_poller*>(gort::detail::current_g()->sched->netpoller());
       REQUIRE(p != nullptr);
-      return std::pair(p->multishot_accept(), p->multishot_recv());
+      return std::to_string(p->multishot_accept()) + std::to_string(p->multishot_recv()) +
+             std::to_string(p->multishot_poll());
     });
   };
-  CHECK(flags(nullptr) == std::pair(true, true));  // Linux 6.0+ (the poller's floor)
-  CHECK(flags("none") == std::pair(false, false));
-  CHECK(flags("accept") == std::pair(true, false));
-  CHECK(flags("recv") == std::pair(false, true));
-  CHECK(flags("all") == std::pair(true, true));
+  CHECK(flags(nullptr) == "110");  // Linux 6.0+ (the poller's floor)
+  CHECK(flags("none") == "000");
+  CHECK(flags("accept") == "100");
+  CHECK(flags("recv") == "010");
+  CHECK(flags("all") == "110");
+  CHECK(flags("accept,poll") == "101");
+  CHECK(flags("all,poll") == "101");  // poll takes precedence over recv
+  CHECK(flags("bogus") == "110");     // said once on stderr
   ::unsetenv("GORT_URING_MULTISHOT");
 }
 

@@ -76,8 +76,14 @@
 GORT_BEGIN_NAMESPACE
 namespace detail {
 
-// Which requests use multishot (see the file comment).
-enum class uring_multishot : unsigned { none = 0, accept = 1, recv = 2, all = 3 };
+// Which requests use multishot (see the file comment); a bit set.
+// accept: IORING_ACCEPT_MULTISHOT. recv: IORING_RECV_MULTISHOT into
+// provided buffers. poll: a connection's reads wait on a multishot
+// POLL_ADD and the G does the recv itself (takes precedence over recv).
+enum class uring_multishot : unsigned { none = 0, accept = 1, recv = 2, all = 3, poll = 4 };
+constexpr uring_multishot operator|(uring_multishot a, uring_multishot b) noexcept {
+  return static_cast<uring_multishot>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
+}
 
 class uring_poller final : public netpoller_base {
  public:
@@ -176,7 +182,8 @@ class uring_poller final : public netpoller_base {
     // (An fd with an mshot stays on it: results may be queued there.)
     if ((r.kind == op_kind::accept || r.kind == op_kind::recv) &&
         (d->ms.load(std::memory_order_acquire) != nullptr ||
-         (r.kind == op_kind::accept ? ms_accept_ : ms_recv_).load(std::memory_order_relaxed))) {
+         (r.kind == op_kind::accept ? ms_accept_ : ms_recv_).load(std::memory_order_relaxed) ||
+         (r.kind == op_kind::recv && ms_poll_.load(std::memory_order_relaxed)))) {
       if (const std::int64_t n = ms_io(d, r, deadline); n != use_oneshot) {
         op_end(d);
         return n;
@@ -187,7 +194,10 @@ class uring_poller final : public netpoller_base {
 
   // Which request kinds use multishot (tests and benchmarks compare).
   bool multishot_accept() const noexcept { return ms_accept_.load(std::memory_order_relaxed); }
-  bool multishot_recv() const noexcept { return ms_recv_.load(std::memory_order_relaxed); }
+  bool multishot_recv() const noexcept {
+    return ms_recv_.load(std::memory_order_relaxed) && !ms_poll_.load(std::memory_order_relaxed);
+  }
+  bool multishot_poll() const noexcept { return ms_poll_.load(std::memory_order_relaxed); }
 
  private:
   // One request, one CQE; d's op_begin is done and this ends it.
@@ -351,6 +361,7 @@ class uring_poller final : public netpoller_base {
     fd_desc* d = nullptr;
     g_base* g = nullptr;
     ms_wait* next = nullptr;  // mshot's waiter list
+    std::uint64_t seq = 0;    // poll: mshot::events when the G's recv said EAGAIN
     std::int64_t deadline = 0;
     std::atomic<bool> timed_out{false};
     std::atomic<int> refs{0};
@@ -366,6 +377,8 @@ class uring_poller final : public netpoller_base {
     alignas(8) std::atomic<std::uint64_t> published{0};
     spinlock mu;  // guards everything below
     op_kind kind = op_kind::recv;
+    bool poll = false;    // recv by readiness: a multishot POLL_ADD, no queue
+    std::uint64_t events = 0;  // poll: CQEs so far (a G parks only if none came since its EAGAIN)
     bool armed = false;   // a request is in flight (until its last CQE is reaped)
     bool closed = false;  // the fd is closed: results are dropped
     bool orphan = false;  // the desc was recycled: free at the last CQE
@@ -411,27 +424,44 @@ class uring_poller final : public netpoller_base {
   // ms_io's "not multishot this time: do the one-shot request".
   static constexpr std::int64_t use_oneshot = INT64_MIN;
 
-  // GORT_URING_MULTISHOT=none|accept|recv|all; all when unset.
+  // GORT_URING_MULTISHOT: a comma list of none, accept, recv, poll, all
+  // (= accept,recv); accept,recv when unset.
   static uring_multishot multishot_from_env() {
     const char* env = std::getenv("GORT_URING_MULTISHOT");
     if (env == nullptr || *env == '\0') return uring_multishot::all;
-    const std::string_view v(env);
-    if (v == "none") return uring_multishot::none;
-    if (v == "accept") return uring_multishot::accept;
-    if (v == "recv") return uring_multishot::recv;
-    if (v != "all") {
-      static std::once_flag bad;
-      std::call_once(bad, [env] {
-        std::fprintf(stderr, "gort: ignoring GORT_URING_MULTISHOT=%s (want none, accept, recv or all)\n", env);
-      });
+    unsigned bits = 0;
+    bool bad = false;
+    std::string_view v(env);
+    while (!v.empty()) {
+      const std::size_t comma = v.find(',');
+      const std::string_view tok = v.substr(0, comma);
+      if (tok == "accept") bits |= 1u;
+      else if (tok == "recv") bits |= 2u;
+      else if (tok == "poll") bits |= 4u;
+      else if (tok == "all") bits |= 3u;
+      else if (tok != "none") bad = true;
+      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
     }
-    return uring_multishot::all;
+    if (bad) {
+      static std::once_flag once;
+      std::call_once(once, [env] {
+        std::fprintf(stderr,
+                     "gort: ignoring GORT_URING_MULTISHOT=%s (want a comma list of none, accept, recv, "
+                     "poll, all)\n",
+                     env);
+      });
+      return uring_multishot::all;
+    }
+    return static_cast<uring_multishot>(bits);
   }
 
-  // Multishot as asked, recv only once every P ring has its buffers.
+  // Multishot as asked; recv into provided buffers only once every P ring
+  // has its buffer ring.
   void choose_multishot(uring_multishot ms) {
-    const bool acc = (static_cast<unsigned>(ms) & 1u) != 0;
-    bool rcv = (static_cast<unsigned>(ms) & 2u) != 0;
+    const unsigned bits = static_cast<unsigned>(ms);
+    const bool acc = (bits & 1u) != 0;
+    const bool pol = (bits & 4u) != 0;
+    bool rcv = (bits & 2u) != 0 && !pol;
     if (rcv) {
       for (auto& r : rings_) {
         if (!setup_buf_ring(*r)) {
@@ -442,6 +472,7 @@ class uring_poller final : public netpoller_base {
     }
     ms_accept_.store(acc, std::memory_order_relaxed);
     ms_recv_.store(rcv, std::memory_order_relaxed);
+    ms_poll_.store(pol, std::memory_order_relaxed);
   }
 
   static bool setup_buf_ring(ring& rg) {
@@ -494,6 +525,8 @@ class uring_poller final : public netpoller_base {
       }
     }
     ms->kind = kind;
+    ms->poll = kind == op_kind::recv && ms_poll_.load(std::memory_order_relaxed);
+    ms->events = 0;
     ms->armed = ms->closed = ms->orphan = ms->one_shot_next = ms->throttled = false;
     ms->rg = nullptr;
     ms->whead = ms->wtail = nullptr;
@@ -560,10 +593,26 @@ class uring_poller final : public netpoller_base {
     for (;;) {
       bool arm;
       ms_wait* next;
+      std::uint64_t seq = 0;
+      if (ms->poll) {
+        // Readiness mode: the G reads; the request only says when to try
+        // again. seq first, so an event after the EAGAIN is never missed.
+        {
+          std::lock_guard<spinlock> lk(ms->mu);
+          seq = ms->events;
+        }
+        if (d->closing.load(std::memory_order_seq_cst)) return -EBADF;
+        const ssize_t n = ::recv(d->fd, r.buf, r.len, MSG_DONTWAIT);
+        if (n >= 0) return n;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+      }
       {
         std::unique_lock<spinlock> lk(ms->mu);
         if (d->closing.load(std::memory_order_seq_cst)) return -EBADF;
-        if (!ms->q.empty()) {
+        if (ms->poll) {
+          if (ms->events != seq) continue;  // readable since the EAGAIN: try again
+        } else if (!ms->q.empty()) {
           const std::int64_t n = r.kind == op_kind::accept ? take_accept(ms) : take_recv(ms, r);
           // More is queued and another G waits (several acceptors, or
           // two readers): it gets the wakeup no new result will bring.
@@ -580,7 +629,8 @@ class uring_poller final : public netpoller_base {
           // Ended by ENOBUFS (the buffers of the ring it was armed on are
           // all queued somewhere):
           // one plain recv into the caller's buffer, then multishot again.
-          if (std::exchange(ms->one_shot_next, false) || !enabled.load(std::memory_order_relaxed))
+          if (!ms->poll &&
+              (std::exchange(ms->one_shot_next, false) || !enabled.load(std::memory_order_relaxed)))
             return use_oneshot;
           ms->armed = true;
         }
@@ -594,6 +644,7 @@ class uring_poller final : public netpoller_base {
       w.ms = ms;
       w.d = d;
       w.g = current_g();
+      w.seq = seq;
       w.deadline = deadline;
       w.when = deadline;
       w.fn = &ms_deadline_fire;
@@ -674,6 +725,8 @@ class uring_poller final : public netpoller_base {
     }
     if (ms->kind == op_kind::accept) {
       io_uring_prep_multishot_accept(sqe, d->fd, nullptr, nullptr, SOCK_CLOEXEC);
+    } else if (ms->poll) {
+      io_uring_prep_poll_multishot(sqe, d->fd, POLLIN | POLLRDHUP);
     } else {
       io_uring_prep_recv_multishot(sqe, d->fd, nullptr, 0, 0);
       sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -696,7 +749,8 @@ class uring_poller final : public netpoller_base {
     bool wait;
     {
       std::lock_guard<spinlock> lk(ms->mu);
-      wait = ms->q.empty() && ms->armed && !w->d->closing.load(std::memory_order_seq_cst) &&
+      wait = ms->q.empty() && ms->armed && (!ms->poll || ms->events == w->seq) &&
+             !w->d->closing.load(std::memory_order_seq_cst) &&
              !w->timed_out.load(std::memory_order_seq_cst);
       if (wait) {
         ms->wpush(w);
@@ -748,36 +802,47 @@ class uring_poller final : public netpoller_base {
     {
       std::lock_guard<spinlock> lk(ms->mu);
       kind = ms->kind;
-      // A result for the reader, or only the end of the request? (An
-      // error such as EINVAL, accept on a socket that stopped listening,
-      // is the reader's: the kernel floor, 6.0, has both requests.)
-      const bool keep = kind == op_kind::accept
-          ? it.res != -ECANCELED
-          : it.has_buf || (it.res != -ECANCELED && it.res != -ENOBUFS);
-      if (keep) {
-        if (ms->closed) drop = true;
-        else ms->q.push_back(it);
-      }
-      // Bounded: a listener nobody accepts on leaves connections in the
-      // kernel's backlog, a connection nobody reads keeps at most a
-      // quarter of its ring's buffers; the request is cancelled here and
-      // re-armed once the queue is taken.
-      if (more && !ms->closed && !ms->throttled &&
-          ms->q.size() >= (kind == op_kind::accept ? accept_queue_max : recv_queue_max)) {
-        ms->throttled = true;
-        throttle = true;
-      }
-      if (!more) {
-        // Ended: every parked G re-arms or returns.
-        ms->armed = false;
-        ms->throttled = false;
-        if (it.res == -ENOBUFS) ms->one_shot_next = true;
-        free_now = ms->orphan;
+      if (ms->poll) {
+        // Readiness (or the request's end): every parked reader tries.
+        ++ms->events;
         ws = std::exchange(ms->whead, nullptr);
         ms->wtail = nullptr;
-      } else if (keep && !drop) {
-        ws = ms->wpop();  // one result, one G
-        if (ws != nullptr) ws->next = nullptr;
+        if (!more) {
+          ms->armed = false;
+          free_now = ms->orphan;
+        }
+      } else {
+        // A result for the reader, or only the end of the request? (An
+        // error such as EINVAL, accept on a socket that stopped listening,
+        // is the reader's: the kernel floor, 6.0, has both requests.)
+        const bool keep = kind == op_kind::accept
+            ? it.res != -ECANCELED
+            : it.has_buf || (it.res != -ECANCELED && it.res != -ENOBUFS);
+        if (keep) {
+          if (ms->closed) drop = true;
+          else ms->q.push_back(it);
+        }
+        // Bounded: a listener nobody accepts on leaves connections in the
+        // kernel's backlog, a connection nobody reads keeps at most a
+        // quarter of its ring's buffers; the request is cancelled here and
+        // re-armed once the queue is taken.
+        if (more && !ms->closed && !ms->throttled &&
+            ms->q.size() >= (kind == op_kind::accept ? accept_queue_max : recv_queue_max)) {
+          ms->throttled = true;
+          throttle = true;
+        }
+        if (!more) {
+          // Ended: every parked G re-arms or returns.
+          ms->armed = false;
+          ms->throttled = false;
+          if (it.res == -ENOBUFS) ms->one_shot_next = true;
+          free_now = ms->orphan;
+          ws = std::exchange(ms->whead, nullptr);
+          ms->wtail = nullptr;
+        } else if (keep && !drop) {
+          ws = ms->wpop();  // one result, one G
+          if (ws != nullptr) ws->next = nullptr;
+        }
       }
     }
     if (throttle) cancel_user_data(rg, ms_tag(ms));  // its last CQE ends it
@@ -801,6 +866,7 @@ class uring_poller final : public netpoller_base {
 
   std::atomic<bool> ms_accept_{false};
   std::atomic<bool> ms_recv_{false};
+  std::atomic<bool> ms_poll_{false};
   std::mutex ms_pool_mu_;
   std::vector<std::unique_ptr<mshot>> ms_all_;  // ms_pool_mu_
   mshot* ms_free_ = nullptr;                    // ms_pool_mu_
