@@ -612,12 +612,8 @@ class listener : public detail_net::socket_base {
       }
       return conn(std::move(c));
     }
-    address peer;
-    socklen_t len = peer.capacity();
     detail_net::io_req r;
-    r.kind = detail_net::op_kind::accept;
-    r.addr = peer.data();
-    r.addrlen = &len;
+    r.kind = detail_net::op_kind::accept;  // (the peer: conn::remote_addr())
     for (;;) {
       const std::int64_t fd = io(r, false);
       if (fd >= 0) {

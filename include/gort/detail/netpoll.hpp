@@ -26,6 +26,7 @@
 // I/O opens no ring.
 #pragma once
 
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -77,7 +78,8 @@ enum class op_kind : std::uint8_t {
   read,     // read(2) on a pollable fd (pipe, eventfd): buf, len
   recv,     // stream socket read: buf, len
   send,     // stream socket write: buf, len (MSG_NOSIGNAL)
-  accept,   // addr/addrlen out; result: the new fd (close-on-exec)
+  accept,   // addr/addrlen out (may be null; io_uring's multishot accept
+            // never fills them); result: the new fd (close-on-exec)
   connect,  // addr/addrlen in; result 0
   recvmsg,  // msg
   sendmsg,  // msg
@@ -109,6 +111,12 @@ struct fd_desc {
   // stores closing then reads refs (each sees the other).
   std::atomic<int> refs{0};
   std::atomic<bool> closing{false};
+  // close_fd calls still touching this desc. release_fd waits for zero: an
+  // op woken by close() may return -EBADF (and its caller destroy the
+  // object) before close_fd has finished with the desc (it had not parked
+  // yet); without the wait the desc could be recycled under it and the fd
+  // leak or a new fd with the same number be closed.
+  std::atomic<int> closers{0};
   // Deadlines, nanotime(); 0: none. Read when an op starts.
   std::atomic<std::int64_t> rdeadline{0};
   std::atomic<std::int64_t> wdeadline{0};
@@ -182,6 +190,10 @@ class netpoller_base {
   // Any thread, when the owning object dies: closes d if still open (it
   // must have no op in progress then), and recycles it.
   void release_fd(fd_desc* d) {
+    while (d->closers.load(std::memory_order_acquire) != 0) {  // see fd_desc::closers
+      if (g_base* gp = current_g()) gp->sched->gosched();
+      else ::sched_yield();
+    }
     if (!d->closing.exchange(true, std::memory_order_seq_cst)) {
       unregister_fd(d);
       ::close(d->fd);
@@ -236,6 +248,7 @@ class netpoller_base {
     d->is_file = is_file;
     d->refs.store(0, std::memory_order_relaxed);
     d->closing.store(false, std::memory_order_relaxed);
+    d->closers.store(0, std::memory_order_relaxed);
     d->rdeadline.store(0, std::memory_order_relaxed);
     d->wdeadline.store(0, std::memory_order_relaxed);
     d->closer = nullptr;
@@ -298,8 +311,14 @@ inline void netpoller_base::op_end(fd_desc* d) noexcept {
 }
 
 inline int netpoller_base::close_fd(fd_desc* d) {
+  // Held until the last touch of d (release_fd waits for it).
+  d->closers.fetch_add(1, std::memory_order_seq_cst);
+  const auto done = [d](int r) {
+    d->closers.fetch_sub(1, std::memory_order_release);
+    return r;
+  };
   // seq_cst exchange, then read refs (op_begin does the mirror image).
-  if (d->closing.exchange(true, std::memory_order_seq_cst)) return -EBADF;
+  if (d->closing.exchange(true, std::memory_order_seq_cst)) return done(-EBADF);
   cancel_fd(d);
   netpoll_impl::close_wait cw;
   cw.d = d;
@@ -308,9 +327,9 @@ inline int netpoller_base::close_fd(fd_desc* d) {
     GORT_ASSERT(cw.g != nullptr, "close_fd: not on a G");
     cw.g->sched->gopark(&netpoll_impl::close_park, &cw, "IO close");
   }
-  if (cw.done) return cw.result;  // the last op closed it; d may be released already
+  if (cw.done) return done(cw.result);  // the last op closed it
   unregister_fd(d);
-  return ::close(d->fd) == 0 ? 0 : -errno;
+  return done(::close(d->fd) == 0 ? 0 : -errno);
 }
 
 // Makes the poller for a runtime (traits::poller::create); see

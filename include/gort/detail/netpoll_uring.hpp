@@ -42,10 +42,11 @@
 // an fd, read copies from the queued buffers and gives each back to its
 // ring. A G parks only when the queue is empty, and submits nothing when
 // the request is still armed. The request is re-armed on demand after it
-// ends (the kernel ends it on ENOBUFS, on an error, on EOF, and when the
-// thread that submitted it exits: so, unlike a one-shot op, it does not
-// keep its M alive). GORT_URING_MULTISHOT=none|accept|recv|all (default
-// all) chooses which kinds use it.
+// ends (on ENOBUFS, an error, EOF, a cancel, a full queue, or the exit of
+// the thread that submitted it: so, unlike a one-shot op, it does not keep
+// its M alive). A third way for reads, by readiness, arms a multishot
+// POLL_ADD and lets the G do the recv. GORT_URING_MULTISHOT (a comma list
+// of none, accept, recv, poll, all; default accept,recv) chooses.
 #pragma once
 
 #include <liburing.h>
@@ -283,14 +284,9 @@ class uring_poller final : public netpoller_base {
     reg.flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
     reg.timeout.tv_sec = -1;
     reg.timeout.tv_nsec = -1;
+    // A multishot request ends too; its last CQE wakes the Gs parked on
+    // its queue (they see `closing`), through the reaper like any op's.
     for (auto& r : rings_) io_uring_register_sync_cancel(&r->r, &reg);
-    // A G parked on the multishot queue returns now (it sees `closing`);
-    // the request's own last CQE may be reaped later.
-    if (auto* ms = static_cast<mshot*>(d->ms.load(std::memory_order_acquire))) {
-      glist l;
-      wake_waiters(ms, l);
-      while (g_base* gp = l.pop()) gp->sched->goready(gp);
-    }
   }
   // d is recycled: its mshot goes back to the pool, or, while its request
   // is still in flight, once the reaper sees the request's last CQE.
@@ -351,10 +347,9 @@ class uring_poller final : public netpoller_base {
   };
   struct mshot;
   // A G parked on an mshot's queue, on its stack; the timer_node base is
-  // its deadline. refs: the unlockf, the waker (whoever takes it off
-  // the mshot's waiter list: reaper, close, or the deadline), and the
-  // deadline timer.
-  // The last to drop one readies the G.
+  // its deadline. refs: the unlockf, the waker (whoever takes it off the
+  // mshot's waiter list: reaper, close, or the deadline), and the deadline
+  // timer; the last to drop one readies the G.
   struct ms_wait : timer_node {
     uring_poller* self = nullptr;
     mshot* ms = nullptr;
@@ -561,21 +556,8 @@ class uring_poller final : public netpoller_base {
     else if (kind == op_kind::accept && it.res >= 0) ::close(it.res);
   }
 
-  // Takes every parked G off ms and drops the wakers' refs; a G goes on
-  // out when that was its last ref.
-  void wake_waiters(mshot* ms, glist& out) noexcept {
-    ms_wait* ws;
-    {
-      std::lock_guard<spinlock> lk(ms->mu);
-      ws = std::exchange(ms->whead, nullptr);
-      ms->wtail = nullptr;
-    }
-    while (ws != nullptr) {
-      ms_wait* next = ws->next;  // ws may be gone once its G runs
-      drop_waker(ws, out);
-      ws = next;
-    }
-  }
+  // Takes w (off its mshot's list) as its waker; its G goes on out when
+  // that was the last ref.
   void drop_waker(ms_wait* w, glist& out) noexcept {
     nwait_.fetch_sub(1, std::memory_order_seq_cst);
     g_base* gp = w->g;
@@ -627,8 +609,8 @@ class uring_poller final : public netpoller_base {
         arm = !ms->armed;
         if (arm) {
           // Ended by ENOBUFS (the buffers of the ring it was armed on are
-          // all queued somewhere):
-          // one plain recv into the caller's buffer, then multishot again.
+          // all queued somewhere): one plain recv into the caller's
+          // buffer, then multishot again.
           if (!ms->poll &&
               (std::exchange(ms->one_shot_next, false) || !enabled.load(std::memory_order_relaxed)))
             return use_oneshot;
