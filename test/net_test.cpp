@@ -540,10 +540,6 @@ TEMPLATE_TEST_CASE("net: many Gs accept on one listener; each connection exactly
     CHECK(bad.load() == 0);
     for (int i = 0; i < dialers; ++i) CHECK(seen[static_cast<std::size_t>(i)].load() == 1);
 
-    // Connections that reach a listener nobody accepts on any more stay
-    // queued (multishot) or in the kernel's backlog: close() must close
-    // both kinds (for_procs checks the fd count), and their peers see the
-    // end, not a hang.
     // More connections than a listener queues (128): the multishot
     // accept pauses, the rest wait in the kernel's backlog, and every one
     // is accepted once the queue is taken.
@@ -566,6 +562,10 @@ TEMPLATE_TEST_CASE("net: many Gs accept on one listener; each connection exactly
     ln3.close();
     dialed.clear();
 
+    // Connections that reach a listener nobody accepts on any more stay
+    // queued (multishot) or in the kernel's backlog: close() must close
+    // both kinds (for_procs checks the fd count), and their peers see the
+    // end, not a hang.
     auto ln2 = gort::net::listen_tcp("127.0.0.1:0");
     std::vector<gort::net::conn> extra;
     for (int i = 0; i < 8; ++i) extra.push_back(gort::net::dial_tcp(ln2.local_addr().to_string()));
@@ -614,7 +614,8 @@ TEMPLATE_TEST_CASE("net: more data in flight than the receive buffers; every byt
         std::error_code ec;
         // Small reads: each drains part of a queued buffer.
         std::size_t n = 0;
-        while (n < each && !ec) n += s.read(std::span(got).subspan(n, std::min<std::size_t>(1000, each - n)), ec);
+        while (n < each && !ec)
+          n += s.read(std::span(got).subspan(n, std::min<std::size_t>(1000, each - n)), ec);
         const auto want = pattern(each, static_cast<unsigned>(i));
         if (!ec && n == each && got == want) ok.fetch_add(1);
         done.done();
