@@ -73,6 +73,39 @@ struct glist {
   bool empty() const noexcept { return head == nullptr; }
 };
 
+// Records of T (with a `T* next_free` member) recycled through a free
+// list and never freed while the pool lives: a late event may still name
+// one that was given back. get() and put() from any thread.
+template <class T>
+class recycling_pool {
+ public:
+  T* get() {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (T* t = free_) {
+      free_ = t->next_free;
+      return t;
+    }
+    all_.push_back(std::make_unique<T>());
+    return all_.back().get();
+  }
+  void put(T* t) noexcept {
+    std::lock_guard<std::mutex> lk(mu_);
+    t->next_free = free_;
+    free_ = t;
+  }
+  // Every record, given back or not (the owner's destructor).
+  template <class F>
+  void for_each(F&& f) {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& t : all_) f(*t);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<T>> all_;  // mu_
+  T* free_ = nullptr;                    // mu_
+};
+
 // One I/O request, as the public layer (net.hpp, fs.hpp) describes it.
 enum class op_kind : std::uint8_t {
   read,     // read(2) on a pollable fd (pipe, eventfd): buf, len
@@ -232,17 +265,7 @@ class netpoller_base {
   virtual void forget_fd(fd_desc*) noexcept {}
 
   fd_desc* fd_alloc(int fd, bool is_file) {
-    fd_desc* d = nullptr;
-    {
-      std::lock_guard<std::mutex> lk(fd_mu_);
-      if (fd_free_ != nullptr) {
-        d = fd_free_;
-        fd_free_ = d->next_free;
-      } else {
-        fd_all_.push_back(std::make_unique<fd_desc>());
-        d = fd_all_.back().get();
-      }
-    }
+    fd_desc* d = descs_.get();
     std::lock_guard<spinlock> lk(d->mu);
     d->fd = fd;
     d->is_file = is_file;
@@ -260,18 +283,14 @@ class netpoller_base {
     return d;
   }
   void fd_free(fd_desc* d) {
-    std::lock_guard<std::mutex> lk(fd_mu_);
     d->fd = -1;
-    d->next_free = fd_free_;
-    fd_free_ = d;
+    descs_.put(d);
   }
 
   std::atomic<std::int64_t> nwait_{0};
 
  private:
-  std::mutex fd_mu_;
-  std::vector<std::unique_ptr<fd_desc>> fd_all_;  // fd_mu_
-  fd_desc* fd_free_ = nullptr;                    // fd_mu_
+  recycling_pool<fd_desc> descs_;
 };
 
 namespace netpoll_impl {

@@ -160,9 +160,10 @@ class uring_poller final : public netpoller_base {
   ~uring_poller() override {
     // Connections accepted for listeners that were never closed (the
     // objects must die inside the runtime; this is the last line).
-    for (auto& ms : ms_all_)
-      if (ms->kind == op_kind::accept)
-        for (const ms_item& it : ms->q) release_item(op_kind::accept, it);
+    mshots_.for_each([](mshot& ms) {
+      if (ms.kind == op_kind::accept)
+        for (const ms_item& it : ms.q) release_item(op_kind::accept, it);
+    });
     for (auto& r : rings_) {
       if (r->inited) io_uring_queue_exit(&r->r);
       if (r->br != nullptr) ::munmap(r->br, recv_bufs * sizeof(io_uring_buf));
@@ -508,17 +509,7 @@ class uring_poller final : public netpoller_base {
   // accept on one listener at once).
   mshot* ms_get(fd_desc* d, op_kind kind) {
     if (void* p = d->ms.load(std::memory_order_acquire)) return static_cast<mshot*>(p);
-    mshot* ms;
-    {
-      std::lock_guard<std::mutex> lk(ms_pool_mu_);
-      if (ms_free_ != nullptr) {
-        ms = ms_free_;
-        ms_free_ = ms->next_free;
-      } else {
-        ms_all_.push_back(std::make_unique<mshot>());
-        ms = ms_all_.back().get();
-      }
-    }
+    mshot* ms = mshots_.get();
     ms->kind = kind;
     ms->poll = kind == op_kind::recv && ms_poll_.load(std::memory_order_relaxed);
     ms->events = 0;
@@ -536,11 +527,7 @@ class uring_poller final : public netpoller_base {
     ms_free(ms);  // another G published one first
     return static_cast<mshot*>(won);
   }
-  void ms_free(mshot* ms) noexcept {
-    std::lock_guard<std::mutex> lk(ms_pool_mu_);
-    ms->next_free = ms_free_;
-    ms_free_ = ms;
-  }
+  void ms_free(mshot* ms) noexcept { mshots_.put(ms); }
 
   // The fd is closed: give back what the queue holds.
   void drain(mshot* ms) noexcept {
@@ -849,9 +836,7 @@ class uring_poller final : public netpoller_base {
   std::atomic<bool> ms_accept_{false};
   std::atomic<bool> ms_recv_{false};
   std::atomic<bool> ms_poll_{false};
-  std::mutex ms_pool_mu_;
-  std::vector<std::unique_ptr<mshot>> ms_all_;  // ms_pool_mu_
-  mshot* ms_free_ = nullptr;                    // ms_pool_mu_
+  recycling_pool<mshot> mshots_;
 
   uring_poller() = default;
 
