@@ -181,11 +181,7 @@ class uring_poller final : public netpoller_base {
       op_end(d);
       return -ETIMEDOUT;
     }
-    // (An fd with an mshot stays on it: results may be queued there.)
-    if ((r.kind == op_kind::accept || r.kind == op_kind::recv) &&
-        (d->ms.load(std::memory_order_acquire) != nullptr ||
-         (r.kind == op_kind::accept ? ms_accept_ : ms_recv_).load(std::memory_order_relaxed) ||
-         (r.kind == op_kind::recv && ms_poll_.load(std::memory_order_relaxed)))) {
+    if (r.kind == op_kind::accept ? ms_accept_ : r.kind == op_kind::recv && (ms_recv_ || ms_poll_)) {
       if (const std::int64_t n = ms_io(d, r, deadline); n != use_oneshot) {
         op_end(d);
         return n;
@@ -195,11 +191,9 @@ class uring_poller final : public netpoller_base {
   }
 
   // Which request kinds use multishot (tests and benchmarks compare).
-  bool multishot_accept() const noexcept { return ms_accept_.load(std::memory_order_relaxed); }
-  bool multishot_recv() const noexcept {
-    return ms_recv_.load(std::memory_order_relaxed) && !ms_poll_.load(std::memory_order_relaxed);
-  }
-  bool multishot_poll() const noexcept { return ms_poll_.load(std::memory_order_relaxed); }
+  bool multishot_accept() const noexcept { return ms_accept_; }
+  bool multishot_recv() const noexcept { return ms_recv_; }
+  bool multishot_poll() const noexcept { return ms_poll_; }
 
  private:
   // One request, one CQE; d's op_begin is done and this ends it.
@@ -466,9 +460,9 @@ class uring_poller final : public netpoller_base {
         }
       }
     }
-    ms_accept_.store(acc, std::memory_order_relaxed);
-    ms_recv_.store(rcv, std::memory_order_relaxed);
-    ms_poll_.store(pol, std::memory_order_relaxed);
+    ms_accept_ = acc;
+    ms_recv_ = rcv;
+    ms_poll_ = pol;
   }
 
   static bool setup_buf_ring(ring& rg) {
@@ -511,7 +505,7 @@ class uring_poller final : public netpoller_base {
     if (void* p = d->ms.load(std::memory_order_acquire)) return static_cast<mshot*>(p);
     mshot* ms = mshots_.get();
     ms->kind = kind;
-    ms->poll = kind == op_kind::recv && ms_poll_.load(std::memory_order_relaxed);
+    ms->poll = kind == op_kind::recv && ms_poll_;
     ms->events = 0;
     ms->armed = ms->closed = ms->orphan = ms->one_shot_next = ms->throttled = false;
     ms->rg = nullptr;
@@ -552,13 +546,18 @@ class uring_poller final : public netpoller_base {
     if (w->deadline != 0 && gp->sched->del_timer(w)) dec = 2;  // else it is firing
     if (w->refs.fetch_sub(dec, std::memory_order_acq_rel) == dec) out.push(gp);
   }
+  // The same from a G: its G is readied at once.
+  void wake_now(ms_wait* w) noexcept {
+    glist l;
+    drop_waker(w, l);
+    while (g_base* gp = l.pop()) gp->sched->goready(gp);
+  }
 
   // The G side of a multishot accept / recv. op_begin is done by io(),
   // which ends it, unless this returns use_oneshot: then the one-shot
   // request (oneshot_io) takes the op over.
   std::int64_t ms_io(fd_desc* d, const io_req& r, std::int64_t deadline) {
     mshot* ms = ms_get(d, r.kind);
-    const std::atomic<bool>& enabled = r.kind == op_kind::accept ? ms_accept_ : ms_recv_;
     for (;;) {
       bool arm;
       ms_wait* next;
@@ -588,9 +587,7 @@ class uring_poller final : public netpoller_base {
           next = ms->q.empty() ? nullptr : ms->wpop();
           if (next == nullptr) return n;
           lk.unlock();
-          glist l;
-          drop_waker(next, l);
-          while (g_base* gp = l.pop()) gp->sched->goready(gp);
+          wake_now(next);
           return n;
         }
         arm = !ms->armed;
@@ -598,9 +595,7 @@ class uring_poller final : public netpoller_base {
           // Ended by ENOBUFS (the buffers of the ring it was armed on are
           // all queued somewhere): one plain recv into the caller's
           // buffer, then multishot again.
-          if (!ms->poll &&
-              (std::exchange(ms->one_shot_next, false) || !enabled.load(std::memory_order_relaxed)))
-            return use_oneshot;
+          if (std::exchange(ms->one_shot_next, false)) return use_oneshot;
           ms->armed = true;
         }
       }
@@ -637,10 +632,7 @@ class uring_poller final : public netpoller_base {
       std::lock_guard<spinlock> lk(ms->mu);
       if (!ms->q.empty()) w = ms->wpop();
     }
-    if (w == nullptr) return;
-    glist l;
-    drop_waker(w, l);
-    while (g_base* gp = l.pop()) gp->sched->goready(gp);
+    if (w != nullptr) wake_now(w);
   }
 
   // ms->mu held, queue not empty.
@@ -833,9 +825,11 @@ class uring_poller final : public netpoller_base {
     io_uring_register_sync_cancel(&rg.r, &reg);  // -ENOENT: it ended already
   }
 
-  std::atomic<bool> ms_accept_{false};
-  std::atomic<bool> ms_recv_{false};
-  std::atomic<bool> ms_poll_{false};
+  // Which requests are multishot: fixed when the poller is made (recv and
+  // poll never both).
+  bool ms_accept_ = false;
+  bool ms_recv_ = false;
+  bool ms_poll_ = false;
   recycling_pool<mshot> mshots_;
 
   uring_poller() = default;
