@@ -16,6 +16,8 @@
 //       runs each workload in fresh processes, alternating with the Go twin
 //   sched_bench --workload NAME --procs P --n N
 //       one run, one RESULT line (what bench/run drives)
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -110,14 +112,31 @@ void skynet(node* parent, long long num, long long size, skynet_ctx* ctx) {
   for (long long i = 0; i < 10; ++i) gort::go(skynet, nd, num + i * size, size, ctx);
 }
 
+// Process CPU time (every thread), ns.
+double cpu_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// Besides the time per leaf: the CPU time per leaf over every thread (how
+// much of the added Ps' time is work and how much is looking for it) and
+// the steals, so that a scaling run says why it scales as it does.
 outcome skynet_bench(unsigned procs, long n) {
   gort::runtime rt(gort::config{.procs = procs});
   skynet_ctx ctx;
+  const double c0 = cpu_ns();
   const auto t0 = clk::now();
   rt.go(skynet, nullptr, 0LL, static_cast<long long>(n), &ctx);
   ctx.done.sleep();
   const auto t1 = clk::now();
-  return {bench::ns_between(t0, t1) / n, ctx.result, static_cast<long long>(n) * (n - 1) / 2, {}};
+  const double c1 = cpu_ns();
+  const auto st = rt.stats();
+  return {bench::ns_between(t0, t1) / n,
+          ctx.result,
+          static_cast<long long>(n) * (n - 1) / 2,
+          {{"cpu_ns_per_op", (c1 - c0) / static_cast<double>(n)},
+           {"steals", static_cast<double>(st.steals)}}};
 }
 
 }  // namespace

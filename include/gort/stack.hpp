@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "detail/config.hpp"
+#include "detail/futex_mutex.hpp"
 #include "detail/overflow.hpp"
 
 #if GORT_ASAN
@@ -167,7 +168,7 @@ class stack_allocator {
   // refuses the memory.
   stack allocate(std::size_t size) {
     check_size(size);
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<detail::futex_mutex> lk(mu_);
     if (auto* list = find(pools_, size); list && !list->empty()) {
       stack s = list->back();
       list->pop_back();
@@ -182,7 +183,7 @@ class stack_allocator {
   // Returns a stack to the pool. Never throws.
   void deallocate(const stack& s) noexcept {
     if (!s) return;
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<detail::futex_mutex> lk(mu_);
     --in_use_;
     auto& list = slot(pools_, s.allocated_size());
     if (list.size() < opts_.pool_limit) {
@@ -206,11 +207,11 @@ class stack_allocator {
 
   // Stacks handed out and not yet returned.
   std::size_t in_use() const {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<detail::futex_mutex> lk(mu_);
     return in_use_;
   }
   std::size_t guarded_in_use() const {
-    std::lock_guard<std::mutex> lk(mu_);
+    std::lock_guard<detail::futex_mutex> lk(mu_);
     return guarded_;
   }
 
@@ -321,7 +322,7 @@ class stack_allocator {
   }
 
   options opts_;
-  mutable std::mutex mu_;
+  mutable detail::futex_mutex mu_;
   std::size_t in_use_ = 0;   // guarded by mu_
   std::size_t guarded_ = 0;  // guarded by mu_
   size_lists pools_;         // guarded by mu_

@@ -41,7 +41,7 @@ void basic_sched<Traits>::sysmon() {
     ::usleep(static_cast<useconds_t>(delay_us));
     if (schedtrace_ms_ <= 0 &&
         npidle_.load(std::memory_order_acquire) == static_cast<int>(procs_)) {
-      std::unique_lock<std::mutex> lk(lock_);
+      std::unique_lock<futex_mutex> lk(lock_);
       if (npidle_.load(std::memory_order_relaxed) == static_cast<int>(procs_) &&
           !sysmon_stop_.load(std::memory_order_acquire)) {
         sysmonwait_.store(true, std::memory_order_relaxed);
@@ -84,7 +84,7 @@ void basic_sched<Traits>::sysmon() {
 template <class Traits>
 void basic_sched<Traits>::wake_sysmon() {
   if (!sysmonwait_.load(std::memory_order_relaxed)) return;
-  std::lock_guard<std::mutex> lk(lock_);
+  std::lock_guard<futex_mutex> lk(lock_);
   if (sysmonwait_.load(std::memory_order_relaxed)) {
     sysmonwait_.store(false, std::memory_order_relaxed);
     sysmonnote_.wakeup();
@@ -150,7 +150,7 @@ void basic_sched<Traits>::preemptone(p* pp, std::int64_t ran_ns) {
   // free list, after its P dropped it from curg (gfput, gfree_one):
   // holding allglock, the gp read here stays a G, even if stale. Rare: only
   // for a P whose G has held it 10 ms.
-  std::lock_guard<std::mutex> lk(allglock_);
+  std::lock_guard<futex_mutex> lk(allglock_);
   // load-acquire: pairs with the store-release in prepare_run.
   g_base* gp = pp->curg.load(std::memory_order_acquire);
   if (gp == nullptr) return;
@@ -186,7 +186,7 @@ void basic_sched<Traits>::checkdead() {
   int waiting = 0;
   std::unordered_map<const void*, std::size_t> objects;  // deterministic runtimes
   {
-    std::lock_guard<std::mutex> lk(allglock_);
+    std::lock_guard<futex_mutex> lk(allglock_);
     for (g_base* gp = allgs_; gp != nullptr; gp = gp->allnext) {
       switch (gp->status()) {
         case gstatus::waiting:
@@ -233,7 +233,7 @@ template <class Traits>
 void basic_sched<Traits>::schedtrace(std::int64_t now) {
   std::string line = "SCHED " + std::to_string((now - start_ns_) / 1'000'000) +
                      "ms: gomaxprocs=" + std::to_string(procs_);
-  std::lock_guard<std::mutex> lk(lock_);
+  std::lock_guard<futex_mutex> lk(lock_);
   line += " idleprocs=" + std::to_string(npidle_.load(std::memory_order_relaxed)) +
           " threads=" + std::to_string(mcount_ + 1) +
           " spinningthreads=" + std::to_string(nmspinning_.load(std::memory_order_relaxed)) +
