@@ -160,6 +160,24 @@ class gring {
     --n_;
     return gp;
   }
+  // A batch in or out: at most two copies of contiguous pointers, so that
+  // sched.lock is held for about as long as a memcpy of the batch.
+  void push_n(g_base* const* src, std::size_t k) {
+    while (n_ + k > buf_.size()) grow();
+    const std::size_t mask = buf_.size() - 1;
+    const std::size_t at = (head_ + n_) & mask;
+    const std::size_t first = std::min(k, buf_.size() - at);
+    std::copy_n(src, first, buf_.data() + at);
+    std::copy_n(src + first, k - first, buf_.data());
+    n_ += k;
+  }
+  void pop_n(g_base** dst, std::size_t k) noexcept {  // k <= size()
+    const std::size_t first = std::min(k, buf_.size() - head_);
+    std::copy_n(buf_.data() + head_, first, dst);
+    std::copy_n(buf_.data(), k - first, dst + first);
+    head_ = (head_ + k) & (buf_.size() - 1);
+    n_ -= k;
+  }
 
  private:
   void grow() {
@@ -317,8 +335,10 @@ class basic_sched final : public sched_base {
   std::uint64_t newproc(task&& f);
   g* gfget(p* pp);
   void gfput(p* pp, g* gp);
-  g* malg();
+  g* malg(p* pp);
   void gfree_one(g* gp) noexcept;  // allglock
+  void allgunlink(g* gp) noexcept;  // allglock, debug_allgs.mu
+  void gdestroy(g* gp) noexcept;
   gort::stack stackget(p* pp);     // !g_in_stack
   void stackput(p* pp, gort::stack s);
   static void gentry(transfer t) noexcept;
@@ -332,7 +352,8 @@ class basic_sched final : public sched_base {
   std::uint64_t sim_draw() noexcept;           // deterministic runtimes
   std::size_t pct_pick(std::uint64_t step);    // sim_schedule::pct
   void globrunqput(g_base* gp);                  // lock
-  g_base* globrunqget(p* pp, std::int64_t max);  // lock
+  std::uint32_t globrunqget(std::int64_t max, g_base** out);  // lock
+  g_base* globrunqrest(p* pp, g_base** gs, std::uint32_t n);
   g_base* runqsteal(p* pp, p* p2, bool steal_runnext);
   void inject(g_base* gp);
   void injectglist(m* mp, glist& l);
@@ -431,6 +452,11 @@ class basic_sched final : public sched_base {
   futex_mutex gfree_lock_;             // sched.gFree.lock
   std::vector<gbatch> gfree_;          // gfree_lock_
   std::uint32_t gfree_n_ = 0;          // gfree_lock_: Gs in gfree_
+  // gfree_.size(), written under gfree_lock_ and read without it, so that
+  // a P whose list is empty looks at the global one only when it has a
+  // batch: while Gs are only being made (skynet's growth at 16 Ps), taking
+  // the lock to find it empty on every spawn was 20% of the CPU time.
+  std::atomic<std::uint32_t> gfree_batches_{0};
 
   futex_mutex allglock_;                // allglock
   g_base* allgs_ = nullptr;            // allglock: every G struct alive (g_base::allnext)
@@ -664,17 +690,20 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
   m* mp = (cur != nullptr && cur->sched == this) ? static_cast<m*>(cur->m) : nullptr;
   p* pp = (mp != nullptr && cur->status() == gstatus::running) ? mp->pp : nullptr;
   g* newg = pp != nullptr ? gfget(pp) : nullptr;
-  if (newg == nullptr) {  // no P (or its list and the global one were empty)
+  if (pp == nullptr && gfree_batches_.load(std::memory_order_relaxed) != 0) {
     std::lock_guard<futex_mutex> lk(gfree_lock_);
     if (!gfree_.empty()) {
       gbatch& b = gfree_.back();
       newg = static_cast<g*>(b.head);
       b.head = newg->schedlink;
       --gfree_n_;
-      if (--b.n == 0) gfree_.pop_back();
+      if (--b.n == 0) {
+        gfree_.pop_back();
+        gfree_batches_.store(static_cast<std::uint32_t>(gfree_.size()), std::memory_order_relaxed);
+      }
     }
   }
-  if (newg == nullptr) newg = malg();  // status idle
+  if (newg == nullptr) newg = malg(pp);  // status idle
   else newg->payload = typename Traits::g_payload{};
   newg->schedlink = nullptr;
   newg->fn = std::move(f);
@@ -749,7 +778,8 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
 // global list.
 template <class Traits>
 typename basic_sched<Traits>::g* basic_sched<Traits>::gfget(p* pp) {
-  if (pp->gfree == nullptr) {
+  // A stale zero only means one malg more; a stale non-zero, one look.
+  if (pp->gfree == nullptr && gfree_batches_.load(std::memory_order_relaxed) != 0) {
     gbatch b{nullptr, 0};
     {
       std::lock_guard<futex_mutex> lk(gfree_lock_);
@@ -757,6 +787,7 @@ typename basic_sched<Traits>::g* basic_sched<Traits>::gfget(p* pp) {
         b = gfree_.back();
         gfree_.pop_back();
         gfree_n_ -= b.n;
+        gfree_batches_.store(static_cast<std::uint32_t>(gfree_.size()), std::memory_order_relaxed);
       }
     }
     pp->gfree = b.head;
@@ -798,63 +829,95 @@ void basic_sched<Traits>::gfput(p* pp, g* gp) {
         gfree_.size() < gfree_.capacity()) {
       gfree_.push_back({head, Traits::gfree_batch});  // no allocation: reserved
       gfree_n_ += Traits::gfree_batch;
+      gfree_batches_.store(static_cast<std::uint32_t>(gfree_.size()), std::memory_order_relaxed);
       return;
     }
   }
-  std::lock_guard<futex_mutex> lk(allglock_);
+  {
+    std::lock_guard<futex_mutex> lk(allglock_);
+    std::lock_guard<std::mutex> dlk(debug_allgs.mu);  // leaf lock
+    for (g_base* x = head; x != nullptr; x = x->schedlink) allgunlink(static_cast<g*>(x));
+  }
+  // Freed after allglock: preemptone takes it before it reads a P's curg,
+  // and these Gs left curg before this gfput, so once we have held it no
+  // preemptone can reach them (see preemptone). malloc stays out of it.
   for (g_base* x = head; x != nullptr;) {
     g_base* const next = x->schedlink;
-    gfree_one(static_cast<g*>(x));
+    gdestroy(static_cast<g*>(x));
     x = next;
   }
 }
 
-// A new G, registered in allgs (for checkdead and teardown) and in
-// debug_allgs (for debuggers). With g_in_stack the struct is built at the
-// top of a new stack (see g_base). Any thread; throws std::bad_alloc.
+// New Gs, registered in allgs (for checkdead and teardown) and in
+// debug_allgs (for debuggers), status idle. With g_in_stack each struct is
+// built at the top of a new stack (see g_base). Any thread.
+//
+// malg(nullptr) makes one. malg(pp) (pp's owner, its free list empty)
+// makes a batch of gfree_batch, returns one and leaves the rest on pp's
+// free list: one allglock acquisition per batch instead of per G. While a
+// program only grows (skynet's first half at 16 Ps), every spawn made a G
+// and allglock was then the most contended lock (20% of the CPU time).
+// Throws std::bad_alloc only if not even one G could be made.
 template <class Traits>
-typename basic_sched<Traits>::g* basic_sched<Traits>::malg() {
-  g* gp;
-  if constexpr (g_in_stack) {
-    const gort::stack stk = stacks_.allocate(Traits::stack_size);
-    char* const top = stk.hi - g_header_bytes;
+typename basic_sched<Traits>::g* basic_sched<Traits>::malg(p* pp) {
+  g* made[Traits::gfree_batch];
+  const std::uint32_t want = pp != nullptr ? Traits::gfree_batch : 1;
+  std::uint32_t n = 0;
+  try {
+    for (; n < want; ++n) {
+      g* gp;
+      if constexpr (g_in_stack) {
+        const gort::stack stk = stacks_.allocate(Traits::stack_size);
+        char* const top = stk.hi - g_header_bytes;
 #if GORT_ASAN
-    // A pooled stack may carry the redzones of its last user's frames.
-    __asan_unpoison_memory_region(top, g_header_bytes);
+        // A pooled stack may carry the redzones of its last user's frames.
+        __asan_unpoison_memory_region(top, g_header_bytes);
 #endif
-    gp = ::new (static_cast<void*>(top)) g();
-    gp->stk = stk;
-    gp->si.stk = stk.bounds();
-    gp->si.stk.hi = top;  // the usable stack ends below the struct
-  } else {
-    gp = new g();
+        gp = ::new (static_cast<void*>(top)) g();
+        gp->stk = stk;
+        gp->si.stk = stk.bounds();
+        gp->si.stk.hi = top;  // the usable stack ends below the struct
+      } else {
+        gp = new g();
+      }
+      gp->sched = this;
+      gp->si.kind = "G";
+      made[n] = gp;
+    }
+  } catch (const std::bad_alloc&) {
+    if (n == 0) throw;  // else: fewer spare ones
   }
-  gp->sched = this;
-  gp->si.kind = "G";
-  std::lock_guard<futex_mutex> lk(allglock_);
-  gp->allnext = allgs_;
-  if (allgs_ != nullptr) allgs_->allprev = gp;
-  allgs_ = gp;
   {
+    std::lock_guard<futex_mutex> lk(allglock_);
     std::lock_guard<std::mutex> dlk(debug_allgs.mu);  // leaf lock
-    debug_allgs.link(&gp->allg);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      g* const gp = made[i];
+      gp->allnext = allgs_;
+      if (allgs_ != nullptr) allgs_->allprev = gp;
+      allgs_ = gp;
+      debug_allgs.link(&gp->allg);
+    }
   }
-  return gp;
+  for (std::uint32_t i = 1; i < n; ++i) {  // the spares, as gfput would (no spill:
+    made[i]->schedlink = pp->gfree;        // the list was empty, and n <= batch)
+    pp->gfree = made[i];
+    ++pp->gfree_n;
+  }
+  return made[0];
 }
 
-// allglock. Unregisters gp (dead, on no list) and frees it (with
-// g_in_stack, with the stack that holds it). preemptone holds allglock
-// while it uses the G it read from a P's curg, so a G is never freed under
-// it.
+// allglock and debug_allgs.mu. Unregisters gp (dead or idle, on no list).
 template <class Traits>
-void basic_sched<Traits>::gfree_one(g* gp) noexcept {
+void basic_sched<Traits>::allgunlink(g* gp) noexcept {
   if (gp->allprev != nullptr) gp->allprev->allnext = gp->allnext;
   else allgs_ = gp->allnext;
   if (gp->allnext != nullptr) gp->allnext->allprev = gp->allprev;
-  {
-    std::lock_guard<std::mutex> dlk(debug_allgs.mu);  // leaf lock
-    debug_allgs.unlink(&gp->allg);
-  }
+  debug_allgs.unlink(&gp->allg);
+}
+
+// Frees an unregistered G (with g_in_stack, with the stack that holds it).
+template <class Traits>
+void basic_sched<Traits>::gdestroy(g* gp) noexcept {
   if constexpr (g_in_stack) {
     const gort::stack stk = gp->stk;
     gp->~g();
@@ -863,6 +926,18 @@ void basic_sched<Traits>::gfree_one(g* gp) noexcept {
     if (gp->stk) stacks_.deallocate(gp->stk);  // only at teardown
     delete gp;
   }
+}
+
+// allglock. Unregisters gp and frees it (teardown). preemptone holds
+// allglock while it uses the G it read from a P's curg, so a G is never
+// freed under it.
+template <class Traits>
+void basic_sched<Traits>::gfree_one(g* gp) noexcept {
+  {
+    std::lock_guard<std::mutex> dlk(debug_allgs.mu);  // leaf lock
+    allgunlink(gp);
+  }
+  gdestroy(gp);
 }
 
 // Owner, !g_in_stack. A stack for a G about to run for the first time.
@@ -978,7 +1053,7 @@ void basic_sched<Traits>::runqputslow(p* pp, g_base* gp) {
     if (pp->runq.put(gp)) return;  // a thief made room
   batch[n] = gp;
   std::lock_guard<futex_mutex> lk(lock_);
-  for (std::uint32_t i = 0; i <= n; ++i) runq_.push(batch[i]);
+  runq_.push_n(batch, n + 1);
   runqsize_.fetch_add(n + 1, std::memory_order_relaxed);
 }
 
@@ -1092,19 +1167,34 @@ void basic_sched<Traits>::globrunqput(g_base* gp) {
   runqsize_.fetch_add(1, std::memory_order_relaxed);
 }
 
-// lock. Takes a fair share of the global queue (at most max if max > 0):
-// returns one G and puts the rest on pp's local queue.
+// lock. Takes a fair share of the global queue (at most max if max > 0)
+// into out (room for run_queue_capacity / 2) and returns how many; the
+// caller lets go of the lock, then calls globrunqrest. Splitting it so
+// keeps the local queue's stores out of sched.lock: with every P moving
+// batches between its full local queue and the global one (skynet at 16
+// Ps), one runqput per G under the lock made it the bottleneck (the lock's
+// slow path was 29% of the CPU time, the kernel's futex spinlock 14%).
 template <class Traits>
-g_base* basic_sched<Traits>::globrunqget(p* pp, std::int64_t max) {
+std::uint32_t basic_sched<Traits>::globrunqget(std::int64_t max, g_base** out) {
   const std::int64_t size = runqsize_.load(std::memory_order_relaxed);
-  if (size == 0) return nullptr;
+  if (size == 0) return 0;
   std::int64_t n = std::min<std::int64_t>(size, size / procs_ + 1);
   if (max > 0 && n > max) n = max;
   n = std::min<std::int64_t>(n, Traits::run_queue_capacity / 2);
   runqsize_.fetch_sub(n, std::memory_order_relaxed);
-  g_base* gp = runq_.pop();
-  while (--n > 0) runqput(pp, runq_.pop(), false);
-  return gp;
+  runq_.pop_n(out, static_cast<std::size_t>(n));
+  return static_cast<std::uint32_t>(n);
+}
+
+// Owner, without the lock: after globrunqget, queues all but the first of
+// the n Gs taken on pp and returns the first (null if n is 0). While they
+// are in neither queue pp is running, so nobody can be waiting for them
+// (as for the batch runqputslow moves the other way).
+template <class Traits>
+g_base* basic_sched<Traits>::globrunqrest(p* pp, g_base** gs, std::uint32_t n) {
+  if (n == 0) return nullptr;
+  for (std::uint32_t i = 1; i < n; ++i) runqput(pp, gs[i], false);
+  return gs[0];
 }
 
 // On pp's owner: steal half of p2's queue into pp's; on the last round also
@@ -1370,13 +1460,22 @@ top:
   // keep readying each other cannot starve it.
   if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
       runqsize_.load(std::memory_order_relaxed) > 0) {
-    std::lock_guard<futex_mutex> lk(lock_);
-    if (g_base* gp = globrunqget(pp, 1)) return {gp, false};
+    g_base* gp = nullptr;
+    {
+      std::lock_guard<futex_mutex> lk(lock_);
+      globrunqget(1, &gp);
+    }
+    if (gp != nullptr) return {gp, false};
   }
   if (auto r = runqget(pp); r.first != nullptr) return r;
+  g_base* batch[Traits::run_queue_capacity / 2];
   if (runqsize_.load(std::memory_order_relaxed) != 0) {
-    std::lock_guard<futex_mutex> lk(lock_);
-    if (g_base* gp = globrunqget(pp, 0)) return {gp, false};
+    std::uint32_t n;
+    {
+      std::lock_guard<futex_mutex> lk(lock_);
+      n = globrunqget(0, batch);
+    }
+    if (g_base* gp = globrunqrest(pp, batch, n)) return {gp, false};
   }
   // A non-blocking netpoll when Gs wait for I/O: io_uring's is a look at
   // the CQ rings; epoll's a syscall, skipped while an M blocks there.
@@ -1406,9 +1505,12 @@ top:
   // Nothing. Give up the P: under the lock, one last look at the global
   // queue (inject() relies on it), then pidleput.
   {
-    std::lock_guard<futex_mutex> lk(lock_);
+    std::unique_lock<futex_mutex> lk(lock_);
     if (runqsize_.load(std::memory_order_relaxed) != 0) {
-      if (g_base* gp = globrunqget(pp, 0)) return {gp, false};
+      if (const std::uint32_t n = globrunqget(0, batch); n != 0) {
+        lk.unlock();
+        return {globrunqrest(pp, batch, n), false};
+      }
     }
     if (releasep(mp) != pp) GORT_FATAL("findrunnable: wrong P");
     pidleput(pp);
@@ -1486,8 +1588,13 @@ g_base* basic_sched<Traits>::stealwork(m* mp, p* pp) {
       if (g_base* gp = runqsteal(pp, p2, last)) return gp;
     }
     if (runqsize_.load(std::memory_order_relaxed) != 0) {
-      std::lock_guard<futex_mutex> lk(lock_);
-      if (g_base* gp = globrunqget(pp, 0)) return gp;
+      g_base* batch[Traits::run_queue_capacity / 2];
+      std::uint32_t got;
+      {
+        std::lock_guard<futex_mutex> lk(lock_);
+        got = globrunqget(0, batch);
+      }
+      if (g_base* gp = globrunqrest(pp, batch, got)) return gp;
     }
   }
   return nullptr;

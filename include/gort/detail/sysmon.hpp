@@ -146,10 +146,10 @@ std::uint32_t basic_sched<Traits>::retake(std::int64_t now) {
 // reports it once if it has held the P for far longer.
 template <class Traits>
 void basic_sched<Traits>::preemptone(p* pp, std::int64_t ran_ns) {
-  // A G struct is freed only under allglock and only once dead and on a
-  // free list, after its P dropped it from curg (gfput, gfree_one):
-  // holding allglock, the gp read here stays a G, even if stale. Rare: only
-  // for a P whose G has held it 10 ms.
+  // A G struct is freed only once dead and on a free list, after its P
+  // dropped it from curg, and only after it left allgs under allglock
+  // (gfput, gfree_one): holding allglock, the gp read here stays a G, even
+  // if stale. Rare: only for a P whose G has held it 10 ms.
   std::lock_guard<futex_mutex> lk(allglock_);
   // load-acquire: pairs with the store-release in prepare_run.
   g_base* gp = pp->curg.load(std::memory_order_acquire);
