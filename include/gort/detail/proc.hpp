@@ -627,6 +627,7 @@ basic_sched<Traits>::~basic_sched() {
     std::lock_guard<futex_mutex> lk(allglock_);
     while (g_base* gp = allgs_) gfree_one(static_cast<g*>(gp));
   }
+  for (auto& pp : allp_) pp->gmem.release();  // their last chunks go
   np_.store(nullptr, std::memory_order_relaxed);
   np_owner_.reset();  // no M is left to poll it
 }
@@ -877,6 +878,9 @@ typename basic_sched<Traits>::g* basic_sched<Traits>::malg(p* pp) {
         gp->stk = stk;
         gp->si.stk = stk.bounds();
         gp->si.stk.hi = top;  // the usable stack ends below the struct
+      } else if (pp != nullptr) {
+        gp = ::new (pp->gmem.carve()) g();
+        gp->slab = true;
       } else {
         gp = new g();
       }
@@ -924,7 +928,12 @@ void basic_sched<Traits>::gdestroy(g* gp) noexcept {
     stacks_.deallocate(stk);
   } else {
     if (gp->stk) stacks_.deallocate(gp->stk);  // only at teardown
-    delete gp;
+    if (gp->slab) {
+      gp->~g();
+      decltype(p::gmem)::free_slot(gp);
+    } else {
+      delete gp;
+    }
   }
 }
 

@@ -15,6 +15,7 @@
 #include "config.hpp"
 #include "context.hpp"
 #include "debug.hpp"
+#include "gslab.hpp"
 #include "note.hpp"
 #include "runq.hpp"
 #include "spinlock.hpp"
@@ -86,6 +87,7 @@ struct g_base {
   // Set by sysmon when the G has run too long; checked at yield points.
   std::atomic<bool> preempt{false};
   std::atomic<bool> hog_reported{false};  // sysmon reported it once
+  bool slab = false;  // the struct lives in a P's gslab (else operator new or its stack)
   sched_base* sched = nullptr;  // the runtime that owns this G
   void* m = nullptr;            // the M running it (an M of `sched`), or null
   void* lockedm = nullptr;      // lock_os_thread: the M it is wired to
@@ -283,6 +285,8 @@ struct basic_p {
   g_base* gfree = nullptr;
   std::uint32_t gfree_n = 0;
   std::vector<gort::stack> stackcache;
+  // Owner only: where malg carves new G structs (g_in_stack false).
+  gslab<sizeof(g), alignof(g)> gmem;
 
   // What it runs now, for sysmon (written by the owner in execute/dropg).
   std::atomic<g_base*> curg{nullptr};
