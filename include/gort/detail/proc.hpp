@@ -372,6 +372,7 @@ class basic_sched final : public sched_base {
   mcall_rec* execute(m* mp, g_base* gp, bool inherit_time);
   void prepare_run(m* mp, p* pp, g_base* gp, bool inherit_time);
   bool gogo_next(g_base* gp, const mcall_rec& rec);
+  bool yield_in_place(g_base* gp);
   void after_switch(g_base* self);
   void dropg(m* mp);
   std::pair<g_base*, bool> findrunnable(m* mp);
@@ -1102,6 +1103,9 @@ std::pair<g_base*, bool> basic_sched<Traits>::runqget(p* pp) {
     }
     if (pp->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
       return {next, true};
+  }
+  if constexpr (requires { pp->runq.get_exclusive(); }) {
+    if (procs_ == 1) return {pp->runq.get_exclusive(), false};  // no thief (see runqput)
   }
   return {pp->runq.get(), false};
 }
@@ -1996,7 +2000,33 @@ void basic_sched<Traits>::gosched() {
   g_base* gp = current_g();
   GORT_ASSERT(gp != nullptr && gp->sched == this, "gosched: not on a G of this runtime");
   mcall_rec rec{mcall_rec::gosched};
-  if (!gogo_next(gp, rec)) mcall(gp, rec);
+  if (gogo_next(gp, rec) || yield_in_place(gp)) return;
+  mcall(gp, rec);
+}
+
+// G, gogo_next having found nothing local to switch to. When nothing at
+// all could run before gp, yielding through g0 would requeue gp on its
+// P's empty queue and findrunnable would hand it straight back: same
+// outcome, two switches and a findrunnable later (two Gs yielding on 2
+// Ps: 26 ns a yield, of which ~20 that). Then only the schedule is
+// counted (sysmon's progress check) and gp goes on. "Nothing could run
+// first" means what findrunnable checks before the local queue: no timer,
+// no global G, no I/O waiter. Not when sysmon asked gp to yield (it goes
+// behind the global queue), for a locked G, in a deterministic runtime or
+// while tracing (the trace shows every yield as a switch).
+template <class Traits>
+bool basic_sched<Traits>::yield_in_place(g_base* gp) {
+  if constexpr (det) return false;
+  m* mp = static_cast<m*>(gp->m);
+  p* pp = mp->pp;
+  if (mp->lockedg != nullptr || gp->preempt.load(std::memory_order_relaxed) ||
+      !pp->runq_empty() || runqsize_.load(std::memory_order_relaxed) != 0 ||
+      ntimers_.load(std::memory_order_relaxed) != 0 || netpoll_waiters() != 0 ||
+      trace_.load(std::memory_order_relaxed) != nullptr)
+    return false;
+  pp->schedtick.store(pp->schedtick.load(std::memory_order_relaxed) + 1,
+                      std::memory_order_relaxed);  // sysmon reads it
+  return true;
 }
 
 template <class Traits>
@@ -2014,7 +2044,11 @@ void basic_sched<Traits>::gosched_m(m* mp, g_base* gp) {
 // no wakep needed.
 template <class Traits>
 void basic_sched<Traits>::requeue_yielded(p* pp, g_base* gp) {
-  if (GORT_UNLIKELY(gp->preempt.exchange(false, std::memory_order_relaxed))) {
+  // A load, and a store only when set: an xchg here was a quarter of a
+  // yield's cost (it drains the store buffer). Losing a request sysmon
+  // makes between the two is harmless: this G is yielding as asked.
+  if (GORT_UNLIKELY(gp->preempt.load(std::memory_order_relaxed))) {
+    gp->preempt.store(false, std::memory_order_relaxed);
     std::lock_guard<futex_mutex> lk(lock_);
     globrunqput(gp);
     return;

@@ -18,7 +18,8 @@
 //        than N/2 (tail moved under it), it retries instead of copying a
 //        slot that was never published.
 //
-// Which calls run where:  put / get / grab_half_for_overflow: owner only.
+// Which calls run where:  put / get / grab_half_for_overflow: owner only;
+// get_exclusive: owner only, in a runtime with one P (no thief exists).
 // steal_into(thief_queue): on the thief's M, which owns thief_queue; the
 // victim may be running concurrently. size(): any thread, approximate.
 //
@@ -79,6 +80,20 @@ class runq {
         return gp;
       }
     }
+  }
+
+  // Owner only, and only where no thief can exist (a runtime with one P):
+  // get() without the CAS, which was a fifth of a yield's cost there.
+  // head is still published with a store-release, for size() readers.
+  G* get_exclusive() noexcept {
+    const std::uint32_t h = head_.load(std::memory_order_relaxed);  // ours alone
+    const std::uint32_t t = tail_.load(std::memory_order_relaxed);
+    if (t == h) return nullptr;
+    G* gp = slots_[h % N].load(std::memory_order_relaxed);
+    // store-release: (R2) with one consumer; releases the slot to put().
+    head_.store(h + 1, std::memory_order_release);
+    if (t - h > 1) prefetch(slots_[(h + 1) % N].load(std::memory_order_relaxed));
+    return gp;
   }
 
   // Owner only, when put() failed: takes the older half of the queue into
