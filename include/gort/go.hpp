@@ -39,8 +39,10 @@ std::uint64_t go(F&& f, Args&&... args) {
   return gp->sched->spawn_task(detail::make_task(std::forward<F>(f), std::forward<Args>(args)...));
 }
 
-// Lets other Gs run; the caller goes to the back of its P's queue. Outside
-// a G, yields the thread (sched_yield).
+// Lets other Gs run; the caller goes to the back of its P's queue. When
+// nothing could run first (its P's queue empty, nothing on the global
+// queue, no timer or I/O pending) it returns at once, on the same thread.
+// Outside a G, yields the thread (sched_yield).
 inline void yield() {
   detail::g_base* gp = detail::current_g();
   if (gp == nullptr) {
