@@ -39,9 +39,11 @@ std::vector<int> spawn_order(int n) {
     for (int i = 0; i < n; ++i) {
       wg.add(1);
       gort::go([&, i] {
-        std::lock_guard<std::mutex> lk(mu);
-        ran.push_back(i);
-        wg.done();
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          ran.push_back(i);
+        }
+        wg.done();  // after the unlock (see sync_test's condition_variable test)
       });
     }
     wg.add(1);

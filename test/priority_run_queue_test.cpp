@@ -97,9 +97,11 @@ TEST_CASE("priority_run_queue: on 1 P, Gs run highest priority first", "[priorit
     for (int i = 0; i < 200; ++i) {
       wg.add(1);
       example::go_with_priority(prio_of(i), [&, i] {
-        std::lock_guard<std::mutex> lk(mu);
-        ran.push_back(prio_of(i) << 16 | i);
-        wg.done();
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          ran.push_back(prio_of(i) << 16 | i);
+        }
+        wg.done();  // after the unlock (see sync_test's condition_variable test)
       });
     }
     // The last spawn sits in runnext, which runs before the queue: make it

@@ -164,11 +164,13 @@ TEST_CASE("sim: explore finds the schedule that loses an update, and replays it"
     for (int i = 0; i < 3; ++i) {
       wg.add(1);
       gort::go([&] {
-        std::lock_guard<gort::mutex> lk(mu);
-        const int v = counter;
-        gort::yield();
-        counter = v + 1;
-        wg.done();
+        {
+          std::lock_guard<gort::mutex> lk(mu);
+          const int v = counter;
+          gort::yield();
+          counter = v + 1;
+        }
+        wg.done();  // after the unlock: mu dies when wait() returns
       });
     }
     wg.wait();

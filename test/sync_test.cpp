@@ -126,13 +126,17 @@ TEST_CASE("condition_variable: predicate loops, notify_one and notify_all", "[sy
     for (int c = 0; c < 4; ++c) {
       wg.add(1);
       gort::go([&] {
-        std::unique_lock<gort::mutex> lk(mu);
-        for (;;) {
-          cv.wait(lk, [&] { return items > 0 || closed; });
-          if (items == 0) break;
-          --items;
-          ++consumed;
+        {
+          std::unique_lock<gort::mutex> lk(mu);
+          for (;;) {
+            cv.wait(lk, [&] { return items > 0 || closed; });
+            if (items == 0) break;
+            --items;
+            ++consumed;
+          }
         }
+        // Only after the unlock: once done() lets wait() return, this
+        // function returns and mu, on its stack, is gone.
         wg.done();
       });
     }
