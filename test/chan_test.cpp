@@ -69,9 +69,9 @@ TEST_CASE("chan: producer/consumer matrix, every value once, per-sender order", 
 
 TEST_CASE("chan: close wakes blocked receivers and senders", "[chan]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
   gort::chan<int> ch(0);
   std::atomic<int> nullopts{0}, throws{0};
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     gort::chan<int> done(10);
     for (int i = 0; i < 5; ++i)
@@ -131,8 +131,8 @@ TEST_CASE("chan: try_send and try_recv never block", "[chan]") {
 
 TEST_CASE("chan: a plain thread and a G talk through an unbuffered channel", "[chan]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs, .deadlock_detection = false});
   gort::chan<int> to_g(0), from_g(0);
+  gort::runtime rt(gort::config{.procs = procs, .deadlock_detection = false});
   rt.go([&] {
     for (auto v : to_g) from_g.send(v * 2);
     from_g.close();
@@ -189,10 +189,10 @@ TEST_CASE("chan: a ping-ponging pair does not starve a queued G", "[chan]") {
 
 TEST_CASE("chan: stop tokens wake blocked receivers and senders", "[chan]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
   gort::chan<int> nobody_sends(0), nobody_receives(0);
   std::stop_source src;
   std::atomic<int> canceled{0};
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     gort::chan<int> done(4);
     for (int i = 0; i < 2; ++i) {

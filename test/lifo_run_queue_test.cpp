@@ -31,9 +31,9 @@ struct spawn_all_first : Traits {
 // runnext; returns the order the n ran in.
 template <class Traits>
 std::vector<int> spawn_order(int n) {
-  gort::basic_runtime<Traits> rt(gort::config{.procs = 1});
   std::mutex mu;
   std::vector<int> ran;
+  gort::basic_runtime<Traits> rt(gort::config{.procs = 1});
   rt.run([&] {
     gort::wait_group wg;
     for (int i = 0; i < n; ++i) {
@@ -115,10 +115,10 @@ TEST_CASE("lifo_run_queue: on 1 P the newest queued G runs first", "[lifo_run_qu
 
 TEST_CASE("lifo_run_queue: a runtime workload on 1, 2 and 4 Ps", "[lifo_run_queue]") {
   const unsigned procs = GENERATE(1u, 2u, 4u);
-  gort::basic_runtime<example::lifo_traits> rt(gort::config{.procs = procs});
   constexpr int n = 2000;
   std::vector<std::atomic<int>> runs(n);
   std::atomic<long> sum{0};
+  gort::basic_runtime<example::lifo_traits> rt(gort::config{.procs = procs});
   rt.run([&] {
     // Pairs of Gs that ping-pong over unbuffered channels (each wake goes
     // through runnext or the slot), plus a fan-out beyond the capacity.

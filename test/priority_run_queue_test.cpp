@@ -89,9 +89,9 @@ TEST_CASE("priority_run_queue: higher first, ties in put order", "[priority_run_
 }
 
 TEST_CASE("priority_run_queue: on 1 P, Gs run highest priority first", "[priority_run_queue]") {
-  gort::basic_runtime<example::priority_traits> rt(gort::config{.procs = 1});
   std::mutex mu;
   std::vector<int> ran;  // (priority << 16) | spawn index
+  gort::basic_runtime<example::priority_traits> rt(gort::config{.procs = 1});
   rt.run([&] {
     gort::wait_group wg;
     for (int i = 0; i < 200; ++i) {
@@ -132,9 +132,9 @@ TEST_CASE("priority_run_queue: payload priority is per spawn", "[priority_run_qu
 
 TEST_CASE("priority_run_queue: a runtime workload on 1, 2 and 4 Ps", "[priority_run_queue]") {
   const unsigned procs = GENERATE(1u, 2u, 4u);
-  gort::basic_runtime<example::priority_traits> rt(gort::config{.procs = procs});
   constexpr int n = 3000;  // > capacity: the queue overflows to the global queue
   std::vector<std::atomic<int>> runs(n);
+  gort::basic_runtime<example::priority_traits> rt(gort::config{.procs = procs});
   rt.run([&] {
     gort::wait_group wg;
     gort::chan<int> c(16);

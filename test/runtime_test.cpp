@@ -57,8 +57,8 @@ TEST_CASE("run returns the main G's value and rethrows its exception", "[runtime
 }
 
 TEST_CASE("run from inside a G is a clear error", "[runtime]") {
-  gort::runtime rt(gort::config{.procs = 2});
   std::string msg;
+  gort::runtime rt(gort::config{.procs = 2});
   rt.run([&] {
     try {
       rt.run([] {});
@@ -73,9 +73,9 @@ TEST_CASE("run from inside a G is a clear error", "[runtime]") {
 
 TEST_CASE("run from several threads at once", "[runtime]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
   std::vector<std::thread> ts;
   std::atomic<long> sum{0};
+  gort::runtime rt(gort::config{.procs = procs});
   for (int t = 0; t < 4; ++t)
     ts.emplace_back([&, t] {
       for (int i = 0; i < 50; ++i) sum += rt.run([=] { return t * 1000 + i; });
@@ -110,8 +110,8 @@ TEST_CASE("spawning from outside threads while Gs run", "[runtime]") {
   const unsigned procs = procs_param();
   std::atomic<int> count{0};
   {
-    gort::runtime rt(gort::config{.procs = procs});
     std::vector<std::thread> ts;
+    gort::runtime rt(gort::config{.procs = procs});
     for (int t = 0; t < 3; ++t)
       ts.emplace_back([&] {
         for (int i = 0; i < scale(20000); ++i) rt.go([&] { count.fetch_add(1); });
@@ -146,8 +146,8 @@ TEST_CASE("fan-out trees", "[runtime]") {
 
 TEST_CASE("a G spinning on yield does not starve others", "[runtime]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
   std::atomic<bool> flag{false};
+  gort::runtime rt(gort::config{.procs = procs});
   long spins = rt.run([&] {
     // Occupy every P with yielders; the setter must still get a turn.
     for (unsigned i = 0; i + 1 < procs; ++i)
@@ -168,10 +168,12 @@ TEST_CASE("a G spinning on yield does not starve others", "[runtime]") {
 
 TEST_CASE("Gs that yield to each other do not starve the global queue", "[runtime]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
+  // Declared before the runtime: the yielding Gs may still be reading flag
+  // after run() returns, until the runtime's destructor has waited for them.
   std::atomic<bool> flag{false};
   std::atomic<bool> started{false};
   std::thread outsider;
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     // Keep every P busy with Gs that only yield; the G that sets the flag
     // arrives from an outside thread, through the global queue.
@@ -192,10 +194,10 @@ TEST_CASE("Gs that yield to each other do not starve the global queue", "[runtim
 
 TEST_CASE("a G that never yields: other Ps keep running, sysmon flags it", "[runtime]") {
   const unsigned procs = GENERATE(2u, 4u, 8u);
-  gort::runtime rt(gort::config{.procs = procs});
-  std::atomic<bool> others_done{false};
+  std::atomic<bool> others_done{false};  // outlive rt: the hog ends after run()
   std::atomic<bool> saw_preempt{false};
   std::atomic<int> ran{0};
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     gort::go([&] {
       // A hog: no yield point until sysmon asks, and until the others ran.

@@ -14,9 +14,9 @@ constexpr int scale(int n) { return GORT_TSAN ? n / 20 : n; }
 }  // namespace
 
 TEST_CASE("select: ready cases are chosen with equal frequency", "[select]") {
-  gort::runtime rt(gort::config{.procs = 1});
   const int n = scale(100000);
   int hits[3] = {0, 0, 0};
+  gort::runtime rt(gort::config{.procs = 1});
   rt.run([&] {
     gort::chan<int> a(1), b(1), c(1);
     for (int i = 0; i < n; ++i) {

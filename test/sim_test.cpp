@@ -17,8 +17,8 @@ namespace {
 // Four Gs interleave through yields, a channel and timers; the output is
 // the order things happened in.
 std::string scenario_trace(std::uint64_t seed) {
-  gort::testing::sim_runtime rt(seed);
   std::string out;
+  gort::testing::sim_runtime rt(seed);
   auto r = rt.run([&] {
     gort::chan<int> ch(2);
     gort::wait_group wg;
@@ -58,9 +58,9 @@ TEST_CASE("sim: the same seed gives the same interleaving, byte for byte", "[sim
 }
 
 TEST_CASE("sim: virtual time jumps to the next timer when every G is blocked", "[sim]") {
-  gort::testing::sim_runtime rt(3);
   const auto wall0 = std::chrono::steady_clock::now();
   std::string order;
+  gort::testing::sim_runtime rt(3);
   auto r = rt.run([&] {
     const auto t0 = gort::now();
     gort::wait_group wg;

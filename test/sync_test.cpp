@@ -173,8 +173,8 @@ TEST_CASE("condition_variable: a stop token ends the wait", "[sync]") {
 
 TEST_CASE("wait_group: 10k Gs; a negative counter throws", "[sync]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
   std::atomic<int> ran{0};
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     gort::wait_group wg;
     const int n = scale(10000);
@@ -199,8 +199,8 @@ TEST_CASE("wait_group: 10k Gs; a negative counter throws", "[sync]") {
 
 TEST_CASE("once: one call under contention, retried after a throw", "[sync]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
   std::atomic<int> calls{0}, not_done_after{0};
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     gort::once o;
     gort::wait_group wg;
@@ -229,8 +229,8 @@ TEST_CASE("once: one call under contention, retried after a throw", "[sync]") {
 
 TEST_CASE("semaphore: never more holders than permits", "[sync]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
   std::atomic<int> holders{0}, max_holders{0};
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     gort::semaphore sem(3);
     gort::wait_group wg;

@@ -75,8 +75,8 @@ TEST_CASE("sleep: no G wakes before its deadline; on one P, in deadline order", 
 
 TEST_CASE("sleep does not block other Gs on the same P", "[time]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
   std::atomic<long> ticks_during_sleep{0};
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     std::atomic<bool> sleeping{true};
     gort::go([&] {
@@ -113,9 +113,9 @@ TEST_CASE("a G asleep on a timer is not a deadlock", "[time]") {
 
 TEST_CASE("stop tokens cut sleeps short", "[time]") {
   const unsigned procs = procs_param();
-  gort::runtime rt(gort::config{.procs = procs});
   std::stop_source src;
   std::atomic<int> cut{0};
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     gort::chan<int> done(8);
     for (int i = 0; i < 8; ++i)
@@ -155,8 +155,8 @@ TEST_CASE("after() receives once; timer stop/reset keep Go's promises", "[time]"
 
 TEST_CASE("timer stop racing its firing: exactly one of stopped or fired", "[time]") {
   const unsigned procs = GENERATE(2u, 4u);
-  gort::runtime rt(gort::config{.procs = procs});
   std::atomic<int> bad{0};
+  gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
     for (int i = 0; i < scale(2000); ++i) {
       gort::timer t(std::chrono::microseconds(i % 50));
