@@ -27,14 +27,16 @@
 // remain. The race between a submitter and a spinner that is giving up is
 // closed by a StoreLoad pair on both sides:
 //   submitter: publish the G (run queue), seq_cst fence, read nmspinning /
-//              npidle (wakep)                          -- invariant 1
+//              npidle (wakep); or publish it by a seq_cst RMW (the
+//              exchange on runnext), which is that fence -- invariant 1
 //   spinner:   decrement nmspinning (seq_cst RMW), re-check every run queue
 //              and the global queue                    -- invariant 2
 // Either the submitter sees the spinner still counted (and relies on it), or
 // the spinner sees the work.
 //
 // Invariants (numbered as in docs/design.md, asserted where kept):
-//   1. publish work, full fence, then check nmspinning/npidle (wakep).
+//   1. publish work, full fence (or publish by a seq_cst RMW), then check
+//      nmspinning/npidle (wakep).
 //   2. a spinner that stops spinning re-checks all queues after the
 //      decrement.
 //   3. a spinner that found work calls wakep() before running it
@@ -346,7 +348,7 @@ class basic_sched final : public sched_base {
   void mcall(g_base* gp, mcall_rec& rec, bool last = false) noexcept;
 
   // ---- run queues ----
-  void runqput(p* pp, g_base* gp, bool next);
+  bool runqput(p* pp, g_base* gp, bool next);  // true: gp published by a seq_cst RMW
   void runqputslow(p* pp, g_base* gp);
   std::pair<g_base*, bool> runqget(p* pp);
   std::uint64_t sim_draw() noexcept;           // deterministic runtimes
@@ -379,7 +381,7 @@ class basic_sched final : public sched_base {
   g_base* stealwork(m* mp, p* pp);
   bool check_runqs_no_p();
   void resetspinning(m* mp);
-  void wakep();
+  void wakep(bool published_by_rmw = false);
   void startm(p* pp, bool spinning);
   bool stopm(m* mp);
   void handoffp(p* pp);
@@ -749,8 +751,8 @@ std::uint64_t basic_sched<Traits>::newproc(task&& f) {
   casgstatus(newg, newg->status() == gstatus::idle ? gstatus::idle : gstatus::dead,
              gstatus::runnable);
   if (pp != nullptr) {
-    runqput(pp, newg, true);
-    if (procs_ != 1) wakep();  // one P, ours: no P is idle (as goready)
+    const bool rmw = runqput(pp, newg, true);
+    if (procs_ != 1) wakep(rmw);  // one P, ours: no P is idle (as goready)
     // Yield points. Go preempts a spawning loop asynchronously; gort
     // cannot, so spawning is where a spawner gives way: every
     // spawn_yield_every-th spawn, and whenever sysmon has flagged it (10 ms
@@ -1025,12 +1027,15 @@ void basic_sched<Traits>::mcall(g_base* gp, mcall_rec& rec, bool last) noexcept 
 // Run queues
 
 // Owner. next=true puts gp in runnext and kicks the old runnext to the tail.
+// Returns true when gp itself was published by a seq_cst read-modify-write
+// (the exchange on runnext with more than one P): a StoreLoad barrier
+// already, so wakep need not fence again (invariant 1).
 template <class Traits>
-void basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
+bool basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
   if (det && sim_opt_.kind != sim_schedule::run_queue) {  // one bag; runqget draws
     simq_.push_back(gp);
     pp->sim_n.store(static_cast<std::uint32_t>(simq_.size()), std::memory_order_release);
-    return;
+    return false;
   }
   if constexpr (Traits::shuffle_order) {
     if (next && tls_m != nullptr && (static_cast<m*>(tls_m)->next_rand() & 1) != 0) next = false;
@@ -1043,15 +1048,21 @@ void basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
       // instead of an xchg: ~10 ns on the 2-core VM, two per round trip.
       g_base* old = pp->runnext.load(std::memory_order_relaxed);
       pp->runnext.store(gp, std::memory_order_release);
-      gp = old;
-    } else {
-      // exchange acq_rel: thieves CAS runnext to null; whatever was there
-      // is ours to requeue.
-      gp = pp->runnext.exchange(gp, std::memory_order_acq_rel);
+      if (old != nullptr && !pp->runq.put(old)) runqputslow(pp, old);
+      return false;
     }
-    if (gp == nullptr) return;
+    // exchange seq_cst: thieves CAS runnext to null; whatever was there is
+    // ours to requeue. seq_cst (a locked xchg on x86, as acq_rel would be)
+    // makes it the StoreLoad half of invariant 1 for the caller's wakep.
+    // The old runnext, moved to the tail by a plain store, was published
+    // when it entered runnext; a spinner that misses it in transit finds
+    // gp, and a spinner that finds work wakes another (invariant 3).
+    g_base* old = pp->runnext.exchange(gp, std::memory_order_seq_cst);
+    if (old != nullptr && !pp->runq.put(old)) runqputslow(pp, old);
+    return true;
   }
   if (!pp->runq.put(gp)) runqputslow(pp, gp);
+  return false;
 }
 
 // Owner, local queue full: move half of it and gp to the global queue.
@@ -1633,13 +1644,17 @@ void basic_sched<Traits>::resetspinning(m* mp) {
 
 // Any thread, after publishing work: start a spinning M if a P is idle and
 // nobody spins (invariant 1: the fence orders the publication before the
-// reads of npidle and nmspinning).
+// reads of npidle and nmspinning). published_by_rmw: the work went out by
+// a seq_cst read-modify-write (runqput's exchange on runnext), which
+// already orders it before these seq_cst loads; the fence would be a
+// second full barrier (~10-20 ns a spawn or a channel wakeup at 2 Ps on
+// the 2-core VM). On x86 the loads are plain moves either way.
 template <class Traits>
-void basic_sched<Traits>::wakep() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (npidle_.load(std::memory_order_relaxed) == 0) return;
+void basic_sched<Traits>::wakep(bool published_by_rmw) {
+  if (!published_by_rmw) std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (npidle_.load(std::memory_order_seq_cst) == 0) return;
   int zero = 0;
-  if (nmspinning_.load(std::memory_order_relaxed) != 0 ||
+  if (nmspinning_.load(std::memory_order_seq_cst) != 0 ||
       !nmspinning_.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
     return;
   startm(nullptr, true);
@@ -1984,10 +1999,10 @@ void basic_sched<Traits>::goready(g_base* gp, bool next) {
   }
   if (mp != nullptr) {
     if (p* pp = mp->pp) {
-      runqput(pp, gp, next);
+      const bool rmw = runqput(pp, gp, next);
       // With one P, which we hold, no P is idle: wakep would find npidle
       // == 0 after a seq_cst fence (~7 ns here) and do nothing.
-      if (procs_ != 1) wakep();
+      if (procs_ != 1) wakep(rmw);
       return;
     }
   }

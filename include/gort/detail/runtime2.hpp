@@ -309,9 +309,12 @@ struct basic_p {
   // simq_), so that runq_empty() sees them. Always 0 otherwise.
   std::atomic<std::uint32_t> sim_n{0};
 
-  // Any thread: no G queued (local queue and runnext).
+  // Any thread: no G queued (local queue and runnext). runnext is loaded
+  // seq_cst (a plain move on x86): a spinner's re-check after its seq_cst
+  // decrement of nmspinning pairs with runqput's seq_cst exchange and
+  // wakep's seq_cst loads (invariants 1 and 2, with no fence on either side).
   bool runq_empty() const noexcept {
-    return runq.empty() && runnext.load(std::memory_order_acquire) == nullptr &&
+    return runq.empty() && runnext.load(std::memory_order_seq_cst) == nullptr &&
            sim_n.load(std::memory_order_acquire) == 0;
   }
 };
