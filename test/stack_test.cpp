@@ -97,6 +97,71 @@ TEST_CASE("pool_limit bounds what is kept; carved slots come back clean",
   alloc.deallocate(t);
 }
 
+TEST_CASE("deferred_release: the pool keeps a burst until scavenge() finds it unused",
+          "[stack]") {
+  const std::size_t size = 64 * 1024;
+  const auto guarded = GENERATE(true, false);  // mapped stacks, or carved slots
+  INFO("guarded " << guarded);
+  stack_allocator::options o;
+  o.pool_limit = 2;
+  o.deferred_release = true;
+  if (!guarded) o.max_guarded = 0;
+  stack_allocator alloc(o);
+  auto burst = [&](int n) {
+    std::vector<stack> v;
+    for (int i = 0; i < n; ++i) v.push_back(alloc.allocate(size));
+    for (auto& s : v) {
+      CHECK(s.prot == (guarded ? stack::protection::guard_page : stack::protection::canary));
+      s.lo[100] = 42;  // committed
+    }
+    std::set<char*> los;
+    for (auto& s : v) los.insert(s.lo);
+    for (auto& s : v) alloc.deallocate(s);
+    return los;
+  };
+  const std::set<char*> first = burst(6);
+  CHECK(alloc.in_use() == 0);
+  CHECK(alloc.excess() == 4);           // pooled past pool_limit, not released
+  CHECK(burst(6) == first);             // the second burst reuses all six
+  CHECK(alloc.scavenge() == 0);         // they were used in this interval
+  CHECK(burst(3).size() == 3);          // drawn down to 3 of 6: 3 stayed unused
+  CHECK(alloc.scavenge() == 3);         // 6 pooled, keep max(limit, 6 - 3)
+  CHECK(alloc.excess() == 1);
+  CHECK(alloc.scavenge() == 1);         // nothing drawn since: down to the limit
+  CHECK(alloc.excess() == 0);
+  CHECK(alloc.scavenge() == 0);
+  if (guarded) CHECK(alloc.guarded_in_use() == 2);
+  // After a scavenge: the two pooled stacks come back as they were, the
+  // four released ones (remapped, or carved slots whose pages went) read
+  // zero, and all are usable.
+  std::vector<stack> again;
+  for (int i = 0; i < 6; ++i) again.push_back(alloc.allocate(size));
+  int kept = 0;
+  for (auto& s : again) {
+    if (s.lo[100] == 42) ++kept;
+    else CHECK(s.lo[100] == 0);
+    if (s.prot == stack::protection::canary)
+      CHECK(*reinterpret_cast<std::uint64_t*>(s.limit()) == gort::stack_canary_value);
+    s.lo[0] = 1;
+    s.hi[-1] = 1;
+  }
+  CHECK(kept == 2);
+  for (auto& s : again) alloc.deallocate(s);
+  CHECK(alloc.in_use() == 0);
+}
+
+TEST_CASE("without deferred_release the pool never exceeds pool_limit", "[stack]") {
+  stack_allocator::options o;
+  o.pool_limit = 2;
+  stack_allocator alloc(o);
+  std::vector<stack> v;
+  for (int i = 0; i < 5; ++i) v.push_back(alloc.allocate(64 * 1024));
+  for (auto& s : v) alloc.deallocate(s);
+  CHECK(alloc.excess() == 0);
+  CHECK(alloc.guarded_in_use() == 2);
+  CHECK(alloc.scavenge() == 0);
+}
+
 TEST_CASE("100,000 live coroutines at once on a default kernel", "[stack]") {
   // TSan keeps a heavy shadow state per fiber; there the test runs with
   // fewer, and still crosses the guarded budget when GORT_GUARDED_STACKS is

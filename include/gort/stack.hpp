@@ -133,8 +133,18 @@ class stack_allocator {
     std::size_t max_guarded = static_cast<std::size_t>(-1);
     // Freed stacks kept for reuse per size, with their pages committed.
     // Beyond it a guarded stack is unmapped and a carved one has its pages
-    // released (MADV_DONTNEED).
+    // released (MADV_DONTNEED): at once, or with deferred_release, once
+    // scavenge() finds it unused.
     std::size_t pool_limit = 1024;
+    // Keep freed stacks beyond pool_limit pooled as well, until a call to
+    // scavenge() finds that no allocate() needed them since the call
+    // before. For a program whose number of live stacks swings (a burst of
+    // Gs, all dead, another burst), each swing then reuses committed
+    // stacks instead of an mmap, an mprotect, a munmap and fresh zeroed
+    // pages per stack. The caller must call scavenge() now and then (gort's
+    // runtime does, from sysmon, about once a second), or the pool stays at
+    // its high-water mark.
+    bool deferred_release = false;
   };
 
   static constexpr std::size_t min_size = 16 * 1024;
@@ -153,8 +163,8 @@ class stack_allocator {
       GORT_FATAL("stack_allocator destroyed with %zu stacks still in use "
                  "(deallocate() each one first)",
                  in_use_);
-    for (auto& [size, list] : pools_)
-      for (const stack& s : list) release(s);
+    for (auto& [size, pool] : pools_)
+      for (const stack& s : pool.stacks) release(s);
     for (const auto& r : regions_) {
 #if GORT_ASAN
       __asan_unpoison_memory_region(r.base, r.bytes);  // as in release()
@@ -169,9 +179,10 @@ class stack_allocator {
   stack allocate(std::size_t size) {
     check_size(size);
     std::lock_guard<detail::futex_mutex> lk(mu_);
-    if (auto* list = find(pools_, size); list && !list->empty()) {
-      stack s = list->back();
-      list->pop_back();
+    if (auto* pool = find(pools_, size); pool && !pool->stacks.empty()) {
+      stack s = pool->stacks.back();
+      pool->stacks.pop_back();
+      pool->low = std::min(pool->low, pool->stacks.size());
       ++in_use_;
       return s;
     }
@@ -185,10 +196,10 @@ class stack_allocator {
     if (!s) return;
     std::lock_guard<detail::futex_mutex> lk(mu_);
     --in_use_;
-    auto& list = slot(pools_, s.allocated_size());
-    if (list.size() < opts_.pool_limit) {
+    auto& pool = slot(pools_, s.allocated_size());
+    if (pool.stacks.size() < opts_.pool_limit || opts_.deferred_release) {
       try {
-        list.push_back(s);
+        pool.stacks.push_back(s);
         return;
       } catch (const std::bad_alloc&) {
       }
@@ -203,6 +214,67 @@ class stack_allocator {
       return;
     }
     release(s);
+  }
+
+  // Returns to the kernel the pooled stacks beyond pool_limit that no
+  // allocate() needed since the previous call (per size: the pool's lowest
+  // size in between, less pool_limit), oldest first; returns how many.
+  // Meant for options::deferred_release (otherwise the pools never exceed
+  // pool_limit). The system calls run outside the allocator's lock. Never
+  // throws (if the bookkeeping cannot be allocated, nothing is released).
+  std::size_t scavenge() noexcept {
+    std::vector<stack> victims;
+    std::size_t want = 0;
+    {
+      std::lock_guard<detail::futex_mutex> lk(mu_);
+      for (auto& [size, pool] : pools_) want += unused_excess(pool);
+    }
+    if (want != 0) {
+      try {
+        victims.reserve(want);
+      } catch (const std::bad_alloc&) {
+        return 0;
+      }
+    }
+    {
+      std::lock_guard<detail::futex_mutex> lk(mu_);
+      for (auto& [size, pool] : pools_) {
+        // Recomputed: allocate() may have drawn on the pool meanwhile.
+        const std::size_t n =
+            std::min(unused_excess(pool), victims.capacity() - victims.size());
+        const auto first = pool.stacks.begin();
+        victims.insert(victims.end(), first, first + static_cast<std::ptrdiff_t>(n));
+        pool.stacks.erase(first, first + static_cast<std::ptrdiff_t>(n));
+        pool.low = pool.stacks.size();  // the next interval starts now
+      }
+    }
+    for (const stack& s : victims) {
+      if (s.prot == stack::protection::canary)
+        ::madvise(s.limit(), static_cast<std::size_t>(s.hi - s.limit()), MADV_DONTNEED);
+      else
+        unmap_guarded(s);
+    }
+    std::lock_guard<detail::futex_mutex> lk(mu_);
+    for (const stack& s : victims) {
+      if (s.prot != stack::protection::canary) {
+        --guarded_;
+        continue;
+      }
+      try {
+        slot(carved_free_, s.allocated_size()).push_back(s);
+      } catch (const std::bad_alloc&) {  // the slot stays mapped, unused
+      }
+    }
+    return victims.size();
+  }
+
+  // Stacks pooled beyond pool_limit (what scavenge() may release).
+  std::size_t excess() const {
+    std::lock_guard<detail::futex_mutex> lk(mu_);
+    std::size_t n = 0;
+    for (const auto& [size, pool] : pools_)
+      if (pool.stacks.size() > opts_.pool_limit) n += pool.stacks.size() - opts_.pool_limit;
+    return n;
   }
 
   // Stacks handed out and not yet returned.
@@ -237,17 +309,31 @@ class stack_allocator {
     char* base;
     std::size_t bytes;
   };
-  using size_lists = std::vector<std::pair<std::size_t, std::vector<stack>>>;
+  // Freed stacks of one size, newest at the back, and the fewest it held
+  // since the last scavenge(): what stayed below that mark was not needed.
+  struct pool {
+    std::vector<stack> stacks;
+    std::size_t low = 0;
+  };
+  template <class T>
+  using by_size = std::vector<std::pair<std::size_t, T>>;
 
-  static std::vector<stack>* find(size_lists& l, std::size_t size) {
-    for (auto& [sz, list] : l)
-      if (sz == size) return &list;
+  template <class T>
+  static T* find(by_size<T>& l, std::size_t size) {
+    for (auto& [sz, v] : l)
+      if (sz == size) return &v;
     return nullptr;
   }
-  static std::vector<stack>& slot(size_lists& l, std::size_t size) {
+  template <class T>
+  static T& slot(by_size<T>& l, std::size_t size) {
     if (auto* p = find(l, size)) return *p;
-    l.emplace_back(size, std::vector<stack>{});
+    l.emplace_back(size, T{});
     return l.back().second;
+  }
+
+  std::size_t unused_excess(const pool& p) const noexcept {  // mu_ held
+    const std::size_t keep = std::max(opts_.pool_limit, p.stacks.size() - std::min(p.low, p.stacks.size()));
+    return p.stacks.size() > keep ? p.stacks.size() - keep : 0;
   }
 
   bool guarded_budget_left() const noexcept {
@@ -305,28 +391,33 @@ class stack_allocator {
     return stack{base + stack_canary_bytes, base + size, stack::protection::canary};
   }
 
-  void release(const stack& s) noexcept {
+  void release(const stack& s) noexcept {  // mu_ held
     if (s.prot == stack::protection::guard_page) {
-      const std::size_t ps = detail::page_size();
-#if GORT_ASAN
-      // ASan keeps a dead stack's frame redzones in its shadow after munmap;
-      // the next mapping there (an io_uring ring, a heap arena) would read
-      // as poisoned.
-      __asan_unpoison_memory_region(s.lo, s.size());
-#endif
-      ::munmap(s.lo - ps, s.size() + ps);
+      unmap_guarded(s);
       --guarded_;
-      detail::guarded_stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
     }
     // canary slots live until their region is unmapped by the destructor
+  }
+
+  // A guarded stack's mapping goes; the caller adjusts guarded_ under mu_.
+  static void unmap_guarded(const stack& s) noexcept {
+    const std::size_t ps = detail::page_size();
+#if GORT_ASAN
+    // ASan keeps a dead stack's frame redzones in its shadow after munmap;
+    // the next mapping there (an io_uring ring, a heap arena) would read
+    // as poisoned.
+    __asan_unpoison_memory_region(s.lo, s.size());
+#endif
+    ::munmap(s.lo - ps, s.size() + ps);
+    detail::guarded_stacks_in_use.fetch_sub(1, std::memory_order_relaxed);
   }
 
   options opts_;
   mutable detail::futex_mutex mu_;
   std::size_t in_use_ = 0;   // guarded by mu_
   std::size_t guarded_ = 0;  // guarded by mu_
-  size_lists pools_;         // guarded by mu_
-  size_lists carved_free_;   // guarded by mu_: never-used or released slots
+  by_size<pool> pools_;      // guarded by mu_
+  by_size<std::vector<stack>> carved_free_;  // guarded by mu_: never-used or released slots
   std::vector<region> regions_;  // guarded by mu_
 };
 

@@ -426,7 +426,10 @@ class basic_sched final : public sched_base {
   const unsigned procs_;
   std::vector<std::unique_ptr<p>> allp_;  // fixed after construction
   std::vector<std::uint32_t> coprimes_;   // steal orders (Go's randomOrder)
-  stack_allocator stacks_;
+  // Stacks beyond pool_limit stay pooled until sysmon's scavenge finds
+  // them unused for a second (sysmon.hpp): a program whose live Gs swing
+  // reuses committed stacks instead of mapping fresh ones each swing.
+  stack_allocator stacks_{stack_allocator::options{.deferred_release = true}};
 
   futex_mutex lock_;                    // sched.lock
   m* midle_ = nullptr;                 // lock: idle Ms
