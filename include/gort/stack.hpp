@@ -220,15 +220,19 @@ class stack_allocator {
   // allocate() needed since the previous call (per size: the pool's lowest
   // size in between, less pool_limit), oldest first; returns how many.
   // Meant for options::deferred_release (otherwise the pools never exceed
-  // pool_limit). The system calls run outside the allocator's lock. Never
-  // throws (if the bookkeeping cannot be allocated, nothing is released).
-  std::size_t scavenge() noexcept {
+  // pool_limit). At most `max` per call: each is a system call, and a
+  // caller that must stay responsive (sysmon) calls again soon when the
+  // cap was reached. The system calls run outside the allocator's lock.
+  // Never throws (if the bookkeeping cannot be allocated, nothing is
+  // released).
+  std::size_t scavenge(std::size_t max = static_cast<std::size_t>(-1)) noexcept {
     std::vector<stack> victims;
     std::size_t want = 0;
     {
       std::lock_guard<detail::futex_mutex> lk(mu_);
       for (auto& [size, pool] : pools_) want += unused_excess(pool);
     }
+    want = std::min(want, max);
     if (want != 0) {
       try {
         victims.reserve(want);
@@ -240,8 +244,7 @@ class stack_allocator {
       std::lock_guard<detail::futex_mutex> lk(mu_);
       for (auto& [size, pool] : pools_) {
         // Recomputed: allocate() may have drawn on the pool meanwhile.
-        const std::size_t n =
-            std::min(unused_excess(pool), victims.capacity() - victims.size());
+        const std::size_t n = std::min(unused_excess(pool), want - victims.size());
         const auto first = pool.stacks.begin();
         victims.insert(victims.end(), first, first + static_cast<std::ptrdiff_t>(n));
         pool.stacks.erase(first, first + static_cast<std::ptrdiff_t>(n));

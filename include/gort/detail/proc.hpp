@@ -429,7 +429,8 @@ class basic_sched final : public sched_base {
   // Stacks beyond pool_limit stay pooled until sysmon's scavenge finds
   // them unused for a second (sysmon.hpp): a program whose live Gs swing
   // reuses committed stacks instead of mapping fresh ones each swing.
-  stack_allocator stacks_{stack_allocator::options{.deferred_release = true}};
+  // (A deterministic runtime has no sysmon: it releases at once.)
+  stack_allocator stacks_{stack_allocator::options{.deferred_release = !det}};
 
   futex_mutex lock_;                    // sched.lock
   m* midle_ = nullptr;                 // lock: idle Ms
@@ -1057,9 +1058,12 @@ bool basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
     // exchange seq_cst: thieves CAS runnext to null; whatever was there is
     // ours to requeue. seq_cst (a locked xchg on x86, as acq_rel would be)
     // makes it the StoreLoad half of invariant 1 for the caller's wakep.
-    // The old runnext, moved to the tail by a plain store, was published
-    // when it entered runnext; a spinner that misses it in transit finds
-    // gp, and a spinner that finds work wakes another (invariant 3).
+    // The old runnext goes to the tail by a plain store, which may land
+    // after wakep read nmspinning. A spinner that re-checks meanwhile
+    // reads runnext first (runq_empty): it finds gp there, or finds it
+    // gone, taken by our CAS in runqget after this store, which that load
+    // then synchronizes with, so the queue shows the old G. Either way it
+    // sees work, and a spinner that finds work wakes another (invariant 3).
     g_base* old = pp->runnext.exchange(gp, std::memory_order_seq_cst);
     if (old != nullptr && !pp->runq.put(old)) runqputslow(pp, old);
     return true;

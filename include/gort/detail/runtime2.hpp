@@ -312,9 +312,13 @@ struct basic_p {
   // Any thread: no G queued (local queue and runnext). runnext is loaded
   // seq_cst (a plain move on x86): a spinner's re-check after its seq_cst
   // decrement of nmspinning pairs with runqput's seq_cst exchange and
-  // wakep's seq_cst loads (invariants 1 and 2, with no fence on either side).
+  // wakep's seq_cst loads (invariants 1 and 2, with no fence on either
+  // side). And it is loaded before the queue: runqput's exchange may push
+  // the old runnext to the queue's tail after wakep has read nmspinning;
+  // if we then find runnext empty, its owner took the new G with a CAS
+  // (acq_rel) after that push, so the queue load below sees the push.
   bool runq_empty() const noexcept {
-    return runq.empty() && runnext.load(std::memory_order_seq_cst) == nullptr &&
+    return runnext.load(std::memory_order_seq_cst) == nullptr && runq.empty() &&
            sim_n.load(std::memory_order_acquire) == 0;
   }
 };

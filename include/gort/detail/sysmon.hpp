@@ -14,7 +14,8 @@
 //   scavenge: about once a second, pooled stacks beyond the allocator's
 //           pool_limit that no G needed since the last time are returned
 //           to the kernel (stack_allocator::scavenge; Go's background
-//           scavenger returns idle heap the same way, at its own pace).
+//           scavenger returns idle heap the same way, at its own pace),
+//           at most scavenge_batch per round, the rest in the next rounds.
 //           Before the deep sleep, while such stacks remain, sysmon sleeps
 //           a scavenge period at a time, so an idle runtime gives its
 //           burst's stacks back within two or three periods (measured:
@@ -31,6 +32,10 @@ namespace detail {
 
 inline constexpr std::int64_t force_preempt_ns = 10'000'000;  // Go's forcePreemptNS
 inline constexpr std::int64_t scavenge_period_ns = 1'000'000'000;
+// Stacks released per scavenge call (a munmap or madvise each, a few us):
+// a scavenge stays well inside sysmon's 10 ms preemption tick; more waits
+// for the next round.
+inline constexpr std::size_t scavenge_batch = 512;
 
 template <class Traits>
 void* basic_sched<Traits>::sysmon_main(void* arg) {
@@ -44,6 +49,7 @@ void basic_sched<Traits>::sysmon() {
   int idle = 0;
   std::int64_t last_trace = nanotime();
   std::int64_t last_scavenge = last_trace;
+  bool scavenge_more = false;  // the last scavenge hit its batch: go on soon
   while (!sysmon_stop_.load(std::memory_order_acquire)) {
     if (idle == 0) delay_us = 20;
     else if (idle > 50) delay_us *= 2;
@@ -61,8 +67,12 @@ void basic_sched<Traits>::sysmon() {
         // stacks wait to be scavenged, wake for that once a period. A
         // waker that finds sysmonwait_ set clears it and wakes the note
         // under the lock, so after a timeout the code below is the same.
-        while (!sysmonnote_.sleep_for(stacks_.excess() != 0 ? scavenge_period_ns : -1)) {
-          stacks_.scavenge();
+        for (;;) {
+          const std::int64_t ns = stacks_.excess() == 0 ? -1
+                                  : scavenge_more      ? 1'000'000
+                                                       : scavenge_period_ns;
+          if (sysmonnote_.sleep_for(ns)) break;
+          scavenge_more = stacks_.scavenge(scavenge_batch) == scavenge_batch;
           last_scavenge = nanotime();
         }
         lk.lock();
@@ -91,9 +101,9 @@ void basic_sched<Traits>::sysmon() {
     }
     if (retake(now) != 0) idle = 0;
     else ++idle;
-    if (now - last_scavenge >= scavenge_period_ns) {
+    if (scavenge_more || now - last_scavenge >= scavenge_period_ns) {
       last_scavenge = now;
-      stacks_.scavenge();
+      scavenge_more = stacks_.scavenge(scavenge_batch) == scavenge_batch;
     }
     if (schedtrace_ms_ > 0 && now - last_trace >= schedtrace_ms_ * 1'000'000) {
       last_trace = now;
