@@ -76,9 +76,12 @@ TEST_CASE("sleep: no G wakes before its deadline; on one P, in deadline order", 
 TEST_CASE("sleep does not block other Gs on the same P", "[time]") {
   const unsigned procs = procs_param();
   std::atomic<long> ticks_during_sleep{0};
+  // Outside the main G: the ticker may read it once more after run()
+  // returns (the main G's stack is gone by then), until the runtime's
+  // destructor has waited for it.
+  std::atomic<bool> sleeping{true};
   gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
-    std::atomic<bool> sleeping{true};
     gort::go([&] {
       while (sleeping.load()) {
         ticks_during_sleep.fetch_add(1);
