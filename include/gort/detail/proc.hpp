@@ -356,6 +356,7 @@ class basic_sched final : public sched_base {
   void globrunqput(g_base* gp);                  // lock
   std::uint32_t globrunqget(std::int64_t max, g_base** out);  // lock
   g_base* globrunqrest(p* pp, g_base** gs, std::uint32_t n);
+  g_base* globrunqtake(p* pp, std::int64_t max);  // takes and releases the lock
   g_base* runqsteal(p* pp, p* p2, bool steal_runnext);
   void inject(g_base* gp);
   void injectglist(m* mp, glist& l);
@@ -375,6 +376,12 @@ class basic_sched final : public sched_base {
   void prepare_run(m* mp, p* pp, g_base* gp, bool inherit_time);
   bool gogo_next(g_base* gp, const mcall_rec& rec);
   bool yield_in_place(g_base* gp);
+  // What findrunnable looks at besides the local queue, and may put first:
+  // a G on the global queue, a timer, a G waiting for I/O. A racy snapshot.
+  bool work_beyond_local() const noexcept {
+    return runqsize_.load(std::memory_order_relaxed) != 0 ||
+           ntimers_.load(std::memory_order_relaxed) != 0 || netpoll_waiters() != 0;
+  }
   void after_switch(g_base* self);
   void dropg(m* mp);
   std::pair<g_base*, bool> findrunnable(m* mp);
@@ -1228,6 +1235,18 @@ g_base* basic_sched<Traits>::globrunqrest(p* pp, g_base** gs, std::uint32_t n) {
   return gs[0];
 }
 
+// Owner, without the lock: globrunqget under it, globrunqrest after.
+template <class Traits>
+g_base* basic_sched<Traits>::globrunqtake(p* pp, std::int64_t max) {
+  g_base* batch[Traits::run_queue_capacity / 2];
+  std::uint32_t n;
+  {
+    std::lock_guard<futex_mutex> lk(lock_);
+    n = globrunqget(max, batch);
+  }
+  return globrunqrest(pp, batch, n);
+}
+
 // On pp's owner: steal half of p2's queue into pp's; on the last round also
 // its runnext.
 template <class Traits>
@@ -1422,8 +1441,7 @@ bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec) {
   // findrunnable's fairness rule: now and then the global queue goes first,
   // or Gs that keep yielding to each other would starve it.
   if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
-      (runqsize_.load(std::memory_order_relaxed) != 0 ||
-       ntimers_.load(std::memory_order_relaxed) != 0 || netpoll_waiters() != 0))
+      work_beyond_local())
     return false;  // findrunnable also runs expired timers and polls
   auto [next, inherit] = runqget(pp);
   if (next == nullptr) return false;  // findrunnable's job
@@ -1491,22 +1509,11 @@ top:
   // keep readying each other cannot starve it.
   if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
       runqsize_.load(std::memory_order_relaxed) > 0) {
-    g_base* gp = nullptr;
-    {
-      std::lock_guard<futex_mutex> lk(lock_);
-      globrunqget(1, &gp);
-    }
-    if (gp != nullptr) return {gp, false};
+    if (g_base* gp = globrunqtake(pp, 1)) return {gp, false};
   }
   if (auto r = runqget(pp); r.first != nullptr) return r;
-  g_base* batch[Traits::run_queue_capacity / 2];
   if (runqsize_.load(std::memory_order_relaxed) != 0) {
-    std::uint32_t n;
-    {
-      std::lock_guard<futex_mutex> lk(lock_);
-      n = globrunqget(0, batch);
-    }
-    if (g_base* gp = globrunqrest(pp, batch, n)) return {gp, false};
+    if (g_base* gp = globrunqtake(pp, 0)) return {gp, false};
   }
   // A non-blocking netpoll when Gs wait for I/O: io_uring's is a look at
   // the CQ rings; epoll's a syscall, skipped while an M blocks there.
@@ -1538,6 +1545,7 @@ top:
   {
     std::unique_lock<futex_mutex> lk(lock_);
     if (runqsize_.load(std::memory_order_relaxed) != 0) {
+      g_base* batch[Traits::run_queue_capacity / 2];
       if (const std::uint32_t n = globrunqget(0, batch); n != 0) {
         lk.unlock();
         return {globrunqrest(pp, batch, n), false};
@@ -1619,13 +1627,7 @@ g_base* basic_sched<Traits>::stealwork(m* mp, p* pp) {
       if (g_base* gp = runqsteal(pp, p2, last)) return gp;
     }
     if (runqsize_.load(std::memory_order_relaxed) != 0) {
-      g_base* batch[Traits::run_queue_capacity / 2];
-      std::uint32_t got;
-      {
-        std::lock_guard<futex_mutex> lk(lock_);
-        got = globrunqget(0, batch);
-      }
-      if (g_base* gp = globrunqrest(pp, batch, got)) return gp;
+      if (g_base* gp = globrunqtake(pp, 0)) return gp;
     }
   }
   return nullptr;
@@ -2042,8 +2044,7 @@ bool basic_sched<Traits>::yield_in_place(g_base* gp) {
   m* mp = static_cast<m*>(gp->m);
   p* pp = mp->pp;
   if (mp->lockedg != nullptr || gp->preempt.load(std::memory_order_relaxed) ||
-      !pp->runq_empty() || runqsize_.load(std::memory_order_relaxed) != 0 ||
-      ntimers_.load(std::memory_order_relaxed) != 0 || netpoll_waiters() != 0 ||
+      !pp->runq_empty() || work_beyond_local() ||
       trace_.load(std::memory_order_relaxed) != nullptr)
     return false;
   pp->schedtick.store(pp->schedtick.load(std::memory_order_relaxed) + 1,
