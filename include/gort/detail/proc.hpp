@@ -1051,32 +1051,35 @@ bool basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
   if constexpr (Traits::shuffle_order) {
     if (next && tls_m != nullptr && (static_cast<m*>(tls_m)->next_rand() & 1) != 0) next = false;
   }
+  bool rmw = false;
   if (next) {
+    g_base* old;
     if (procs_ == 1) {
       // One P: no thief exists (runqsteal takes from another P's holder),
       // so only the owner writes runnext; sysmon and schedtrace only read
       // it. A load and a store-release (pairs with their load-acquire)
       // instead of an xchg: ~10 ns on the 2-core VM, two per round trip.
-      g_base* old = pp->runnext.load(std::memory_order_relaxed);
+      old = pp->runnext.load(std::memory_order_relaxed);
       pp->runnext.store(gp, std::memory_order_release);
-      if (old != nullptr && !pp->runq.put(old)) runqputslow(pp, old);
-      return false;
+    } else {
+      // exchange seq_cst: thieves CAS runnext to null; whatever was there
+      // is ours to requeue. seq_cst (a locked xchg on x86, as acq_rel
+      // would be) makes it the StoreLoad half of invariant 1 for the
+      // caller's wakep. The old runnext goes to the tail below by a plain
+      // store, which may land after wakep read nmspinning. A spinner that
+      // re-checks meanwhile reads runnext first (runq_empty): it finds gp
+      // there, or finds it gone, taken by our CAS in runqget after this
+      // store, which that load then synchronizes with, so the queue shows
+      // the old G. Either way it sees work, and a spinner that finds work
+      // wakes another (invariant 3).
+      old = pp->runnext.exchange(gp, std::memory_order_seq_cst);
+      rmw = true;
     }
-    // exchange seq_cst: thieves CAS runnext to null; whatever was there is
-    // ours to requeue. seq_cst (a locked xchg on x86, as acq_rel would be)
-    // makes it the StoreLoad half of invariant 1 for the caller's wakep.
-    // The old runnext goes to the tail by a plain store, which may land
-    // after wakep read nmspinning. A spinner that re-checks meanwhile
-    // reads runnext first (runq_empty): it finds gp there, or finds it
-    // gone, taken by our CAS in runqget after this store, which that load
-    // then synchronizes with, so the queue shows the old G. Either way it
-    // sees work, and a spinner that finds work wakes another (invariant 3).
-    g_base* old = pp->runnext.exchange(gp, std::memory_order_seq_cst);
-    if (old != nullptr && !pp->runq.put(old)) runqputslow(pp, old);
-    return true;
+    if (old == nullptr) return rmw;
+    gp = old;
   }
   if (!pp->runq.put(gp)) runqputslow(pp, gp);
-  return false;
+  return rmw;
 }
 
 // Owner, local queue full: move half of it and gp to the global queue.

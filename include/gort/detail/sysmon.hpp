@@ -50,6 +50,10 @@ void basic_sched<Traits>::sysmon() {
   std::int64_t last_trace = nanotime();
   std::int64_t last_scavenge = last_trace;
   bool scavenge_more = false;  // the last scavenge hit its batch: go on soon
+  auto scavenge = [&] {
+    last_scavenge = nanotime();
+    scavenge_more = stacks_.scavenge(scavenge_batch) == scavenge_batch;
+  };
   while (!sysmon_stop_.load(std::memory_order_acquire)) {
     if (idle == 0) delay_us = 20;
     else if (idle > 50) delay_us *= 2;
@@ -72,8 +76,7 @@ void basic_sched<Traits>::sysmon() {
                                   : scavenge_more      ? 1'000'000
                                                        : scavenge_period_ns;
           if (sysmonnote_.sleep_for(ns)) break;
-          scavenge_more = stacks_.scavenge(scavenge_batch) == scavenge_batch;
-          last_scavenge = nanotime();
+          scavenge();
         }
         lk.lock();
         sysmonwait_.store(false, std::memory_order_relaxed);
@@ -101,10 +104,7 @@ void basic_sched<Traits>::sysmon() {
     }
     if (retake(now) != 0) idle = 0;
     else ++idle;
-    if (scavenge_more || now - last_scavenge >= scavenge_period_ns) {
-      last_scavenge = now;
-      scavenge_more = stacks_.scavenge(scavenge_batch) == scavenge_batch;
-    }
+    if (scavenge_more || now - last_scavenge >= scavenge_period_ns) scavenge();
     if (schedtrace_ms_ > 0 && now - last_trace >= schedtrace_ms_ * 1'000'000) {
       last_trace = now;
       schedtrace(now);
