@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <sched.h>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -43,14 +42,7 @@ std::uint64_t go(F&& f, Args&&... args) {
 // nothing could run first (its P's queue empty, nothing on the global
 // queue, no timer or I/O pending) it returns at once, on the same thread.
 // Outside a G, yields the thread (sched_yield).
-inline void yield() {
-  detail::g_base* gp = detail::current_g();
-  if (gp == nullptr) {
-    ::sched_yield();
-    return;
-  }
-  gp->sched->gosched();
-}
+inline void yield() { detail::yield_any(); }
 
 namespace this_g {
 

@@ -26,7 +26,6 @@
 // I/O opens no ring.
 #pragma once
 
-#include <sched.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -223,10 +222,8 @@ class netpoller_base {
   // Any thread, when the owning object dies: closes d if still open (it
   // must have no op in progress then), and recycles it.
   void release_fd(fd_desc* d) {
-    while (d->closers.load(std::memory_order_acquire) != 0) {  // see fd_desc::closers
-      if (g_base* gp = current_g()) gp->sched->gosched();
-      else ::sched_yield();
-    }
+    while (d->closers.load(std::memory_order_acquire) != 0)  // see fd_desc::closers
+      yield_any();
     if (!d->closing.exchange(true, std::memory_order_seq_cst)) {
       unregister_fd(d);
       ::close(d->fd);

@@ -815,8 +815,7 @@ typename basic_sched<Traits>::g* basic_sched<Traits>::gfget(p* pp) {
   // The next spawn's G, fetched while this one is set up and runs: a G
   // from a batch that died on another CPU is a cache miss (newproc's
   // costliest load at 2 Ps before this).
-  if (const char* next = reinterpret_cast<const char*>(pp->gfree); next != nullptr)
-    for (std::size_t off = 0; off < sizeof(g); off += 64) __builtin_prefetch(next + off, 1);
+  if (pp->gfree != nullptr) prefetch_lines<true>(pp->gfree, sizeof(g));
   return static_cast<g*>(gp);
 }
 

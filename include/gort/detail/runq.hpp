@@ -155,10 +155,7 @@ class runq {
   bool empty() const noexcept { return size() == 0; }
 
  private:
-  static void prefetch(const G* gp) noexcept {
-    const char* p = reinterpret_cast<const char*>(gp);
-    for (std::size_t off = 0; off < sizeof(G) && off < 256; off += 64) __builtin_prefetch(p + off);
-  }
+  static void prefetch(const G* gp) noexcept { prefetch_lines(gp, sizeof(G) < 256 ? sizeof(G) : 256); }
   alignas(64) std::atomic<std::uint32_t> head_{0};
   alignas(64) std::atomic<std::uint32_t> tail_{0};
   std::atomic<G*> slots_[N] = {};

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
 #include <cstdint>
@@ -238,6 +239,13 @@ class sched_base {
 inline std::int64_t sched_nanotime() noexcept {
   g_base* gp = current_g();
   return gp != nullptr ? gp->sched->now() : nanotime();
+}
+
+// Any thread: lets others run. The current G goes to the back of its P's
+// queue (gosched); a thread outside any G yields its CPU.
+inline void yield_any() {
+  if (g_base* gp = current_g()) gp->sched->gosched();
+  else ::sched_yield();
 }
 
 template <class Traits>
