@@ -3,6 +3,8 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <random>
 #include <stop_token>
 #include <thread>
@@ -174,6 +176,56 @@ TEST_CASE("timer stop racing its firing: exactly one of stopped or fired", "[tim
     }
   });
   CHECK(bad == 0);
+}
+
+TEST_CASE("timer reset racing its firing: the new arm still delivers", "[time]") {
+  // reset() while the previous arm is firing (popped, its fire not yet
+  // run) re-arms the same timer; that fire must not take the new arm's
+  // keep-alive with it, or the new arm would never send.
+  const unsigned procs = GENERATE(2u, 4u);
+  std::atomic<int> lost{0};
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([&] {
+    gort::timer t(1h);
+    for (int i = 0; i < scale(4000); ++i) {
+      t.reset(std::chrono::microseconds(i % 20));
+      // A value from this arm, or from an earlier arm's late fire (then
+      // this arm is still pending and the next reset stops it).
+      auto timeout = gort::after(2s);
+      if (gort::select(gort::on_recv(t.c(), [](auto) {}), gort::on_recv(*timeout, [](auto) {})) != 0)
+        lost.fetch_add(1);
+    }
+  });
+  CHECK(lost == 0);
+}
+
+TEST_CASE("timers still pending when their runtime ends are dropped", "[time]") {
+  const unsigned procs = procs_param();
+  // Declared before the runtime: they outlive it.
+  std::weak_ptr<gort::chan<gort::clock::time_point>> unread;
+  std::optional<gort::timer> pending;
+  std::optional<gort::timer> fired;
+  std::optional<gort::ticker> ticking;
+  {
+    gort::runtime rt(gort::config{.procs = procs});
+    rt.run([&] {
+      unread = gort::after(1h);  // nobody keeps or reads it
+      pending.emplace(1h);
+      ticking.emplace(1h);
+      fired.emplace(1ms);
+      REQUIRE(fired->c().recv().has_value());
+    });
+    CHECK_FALSE(unread.expired());  // its timer keeps it while pending
+  }
+  CHECK(unread.expired());  // dropped with the runtime, not leaked
+  // The runtime is gone: none of these may touch it.
+  CHECK_FALSE(pending->stop());
+  CHECK_THROWS_AS(pending->reset(1ms), std::logic_error);
+  CHECK_FALSE(ticking->stop());
+  CHECK_FALSE(fired->stop());
+  pending.reset();
+  ticking.reset();
+  fired.reset();
 }
 
 TEST_CASE("ticker ticks until stopped", "[time]") {

@@ -148,14 +148,15 @@ bool sleep_for(std::chrono::duration<Rep, Period> d, std::stop_token token) {
 
 // Go's time.Timer: its channel c() receives the firing time once. stop()
 // returns true if it stopped a pending timer; reset(d) re-arms it and
-// returns whether it was pending. Thread-safe. Needs a G's runtime to make.
+// returns whether it was pending. Thread-safe. Needs a G's runtime to make
+// and to reset; a timer may outlive its runtime (a pending one is dropped
+// when the runtime ends: stop() then returns false and reset() throws
+// std::logic_error), but must not be reset while its runtime is destroyed.
 class timer {
  public:
   template <class Rep, class Period>
   explicit timer(std::chrono::duration<Rep, Period> d)
-      : s_(std::make_shared<state>(detail::require_runtime("gort::timer"))) {
-    arm(now() + std::chrono::duration_cast<clock::duration>(d));
-  }
+      : timer(std::chrono::duration_cast<clock::duration>(d), clock::duration::zero()) {}
   timer(const timer&) = delete;
   timer& operator=(const timer&) = delete;
   ~timer() { stop(); }
@@ -164,8 +165,17 @@ class timer {
 
   bool stop() {
     std::lock_guard<detail::spinlock> lk(s_->mu);
+    // Not pending: already fired, stopped or dropped (then its runtime
+    // may be gone: sched is not touched).
+    if (!s_->pending) return false;
+    // Not in the heap although pending: it is firing right now; its fire
+    // still delivers (as Go's Stop can return false for a timer whose
+    // value is on its way) and keeps the state alive until it is done.
     if (!s_->sched->del_timer(s_.get())) return false;
-    s_->self.reset();
+    s_->pending = false;
+    // The timer object's own s_ still holds the state; a stale fire still
+    // to come (see `stale`) needs it past the object's end, and lets go.
+    if (s_->stale == 0) s_->self.reset();
     return true;
   }
   template <class Rep, class Period>
@@ -176,13 +186,28 @@ class timer {
   }
 
  protected:
+  // First expiry after `first`; then every `period` if it is not zero (a
+  // ticker: the period is set before the first arm, so that even a very
+  // short first expiry re-arms).
+  timer(clock::duration first, clock::duration period)
+      : s_(std::make_shared<state>(detail::require_runtime("gort::timer"))) {
+    s_->period = period;
+    arm(now() + first);
+  }
+
+  // Every field below `mu` is guarded by it.
   struct state : detail::timer_node {
     explicit state(detail::sched_base* s) : sched(s), ch(1) {}
-    detail::sched_base* sched;
+    detail::sched_base* sched;   // null once dropped by its ended runtime
     chan<clock::time_point> ch;
     detail::spinlock mu;
     std::shared_ptr<state> self;  // keeps the state alive while pending
     clock::duration period{0};    // ticker
+    bool pending = false;         // armed, and neither fired, stopped nor dropped
+    // Fires still to come for arms that reset() replaced while they were
+    // firing (popped from the heap, fire not yet under mu): such a fire
+    // delivers and leaves `self` and `pending` to the arm now pending.
+    int stale = 0;
   };
 
   static void fire(detail::timer_node* t) {
@@ -190,22 +215,46 @@ class timer {
     std::shared_ptr<state> keep;
     {
       std::lock_guard<detail::spinlock> lk(s->mu);
-      keep = std::move(s->self);
-      if (s->period.count() != 0 && keep) {  // ticker: re-arm first
-        s->when += std::chrono::duration_cast<std::chrono::nanoseconds>(s->period).count();
-        s->self = keep;
-        s->sched->add_timer(s);
+      if (s->stale != 0) {
+        --s->stale;
+        keep = s->self;  // s must outlive the send below
+        if (s->stale == 0 && !s->pending) s->self.reset();  // stopped meanwhile
+      } else {
+        if (!s->pending) return;  // dropped meanwhile (cannot happen with live Ms)
+        keep = s->self;
+        if (s->period.count() != 0) {  // ticker: re-arm first
+          s->when += std::chrono::duration_cast<std::chrono::nanoseconds>(s->period).count();
+          s->sched->add_timer(s);
+        } else {
+          s->pending = false;
+          s->self.reset();
+        }
       }
     }
-    if (!keep) return;  // stopped meanwhile
     s->ch.try_send(detail::from_nanotime(s->sched->now()));  // full: the tick is dropped, as in Go
+  }
+
+  // The runtime ended with the timer pending (timer_node::drop).
+  static void drop(detail::timer_node* t) {
+    state* s = static_cast<state*>(t);
+    std::shared_ptr<state> keep;  // released after the lock: it may own s
+    std::lock_guard<detail::spinlock> lk(s->mu);
+    keep = std::move(s->self);
+    s->pending = false;
+    s->stale = 0;
+    s->sched = nullptr;
   }
 
   void arm(clock::time_point tp) {
     std::lock_guard<detail::spinlock> lk(s_->mu);
+    if (s_->sched == nullptr)
+      throw std::logic_error("gort: timer reset after its runtime was destroyed");
+    if (s_->pending) ++s_->stale;  // stop() failed: the previous arm is firing
     s_->when = detail::to_nanotime(tp);
     s_->fn = &fire;
+    s_->drop = &drop;
     s_->self = s_;
+    s_->pending = true;
     s_->sched->add_timer(s_.get());
   }
 
@@ -217,29 +266,37 @@ class timer {
 class ticker : public timer {
  public:
   template <class Rep, class Period>
-  explicit ticker(std::chrono::duration<Rep, Period> period) : timer(period) {
-    if (period <= std::chrono::duration<Rep, Period>::zero())
+  explicit ticker(std::chrono::duration<Rep, Period> period)
+      : timer(checked(std::chrono::duration_cast<clock::duration>(period)),
+              std::chrono::duration_cast<clock::duration>(period)) {}
+
+ private:
+  static clock::duration checked(clock::duration period) {
+    if (period <= clock::duration::zero())
       throw std::invalid_argument("gort: ticker period must be positive");
-    std::lock_guard<detail::spinlock> lk(s_->mu);
-    s_->period = std::chrono::duration_cast<clock::duration>(period);
+    return period;
   }
 };
 
 // Go's time.After: a channel that receives the time once, after d. The
-// channel stays valid as long as the returned pointer.
+// channel stays valid as long as the returned pointer, also after its
+// runtime is destroyed (a pending after() is then dropped, never sent).
 template <class Rep, class Period>
 std::shared_ptr<chan<clock::time_point>> after(std::chrono::duration<Rep, Period> d) {
   struct holder : detail::timer_node {
     explicit holder(detail::sched_base* s) : sched(s), ch(1) {}
     detail::sched_base* sched;
     chan<clock::time_point> ch;
-    std::shared_ptr<holder> self;
+    std::shared_ptr<holder> self;  // while pending; fn or drop lets go
   };
   auto h = std::make_shared<holder>(detail::require_runtime("gort::after"));
   h->when = detail::to_nanotime(now() + std::chrono::duration_cast<clock::duration>(d));
   h->fn = [](detail::timer_node* t) {
     std::shared_ptr<holder> keep = std::move(static_cast<holder*>(t)->self);
     keep->ch.try_send(detail::from_nanotime(keep->sched->now()));
+  };
+  h->drop = [](detail::timer_node* t) {
+    std::shared_ptr<holder> keep = std::move(static_cast<holder*>(t)->self);
   };
   h->self = h;
   h->sched->add_timer(h.get());

@@ -269,6 +269,7 @@ class basic_sched final : public sched_base {
   void unlock_os_thread() override;
   void add_timer(timer_node* t) override;
   bool del_timer(timer_node* t) override;
+  void drop_timers();
   std::int64_t now() const noexcept override {
     if constexpr (det) return vclock_.load(std::memory_order_acquire);
     else return nanotime();
@@ -633,6 +634,7 @@ basic_sched<Traits>::~basic_sched() {
     if (mp->thread_started) ::pthread_join(mp->thread, nullptr);
     delete mp;
   }
+  drop_timers();
   for (auto& pp : allp_) {
     for (auto& s : pp->stackcache) stacks_.deallocate(s);
     pp->stackcache.clear();
@@ -2225,6 +2227,23 @@ void basic_sched<Traits>::add_timer(timer_node* t) {
     else need_m = npidle_.load(std::memory_order_relaxed) == static_cast<int>(procs_);
   }
   if (need_m) startm(nullptr, false);
+}
+
+// The destructor, every M joined: timers nobody stopped (an after() whose
+// channel nobody read, a timer or ticker left running) will never fire.
+// Each node's drop runs outside the heap's lock, since an owner's drop
+// takes its own lock, which its stop() holds while calling del_timer.
+template <class Traits>
+void basic_sched<Traits>::drop_timers() {
+  std::vector<timer_node*> left;
+  {
+    std::lock_guard<std::mutex> lk(timers_mu_);
+    while (!timers_.empty()) left.push_back(timers_.pop());
+    ntimers_.store(0, std::memory_order_release);
+    timer_earliest_.store(INT64_MAX, std::memory_order_release);
+  }
+  for (timer_node* t : left)
+    if (t->drop != nullptr) t->drop(t);  // t may be gone once it returns
 }
 
 template <class Traits>

@@ -8,7 +8,8 @@
 //
 // One heap per runtime, under one lock. Go 1.14+ keeps a heap per P and
 // steals timers with work; gort starts with the simpler shared heap
-// (docs/timers.md says why and what would change it).
+// (docs/life-of-an-m.md, "Where gort differs", says why and what would
+// change it).
 #pragma once
 
 #include <cstddef>
@@ -25,6 +26,11 @@ struct timer_node {
   std::int64_t when = 0;        // deadline, nanotime()
   std::uint64_t seq = 0;        // FIFO among equal deadlines
   void (*fn)(timer_node*) = nullptr;
+  // Called instead of fn, on the destroying thread, when the runtime ends
+  // with the timer still pending (fn will never run): the owner lets go
+  // of what a pending timer holds. Null: nothing to do (a G's sleep or an
+  // I/O deadline cannot be pending then: every G has finished).
+  void (*drop)(timer_node*) = nullptr;
   std::size_t index = npos;     // position in the heap; npos: not pending
 };
 
