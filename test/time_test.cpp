@@ -179,24 +179,64 @@ TEST_CASE("timer stop racing its firing: exactly one of stopped or fired", "[tim
 }
 
 TEST_CASE("timer reset racing its firing: the new arm still delivers", "[time]") {
-  // reset() while the previous arm is firing (popped, its fire not yet
-  // run) re-arms the same timer; that fire must not take the new arm's
-  // keep-alive with it, or the new arm would never send.
+  // reset(2ms) lands while reset(0)'s arm may be firing (popped by an M,
+  // its fire not run yet). That late fire may still deliver its value, but
+  // must neither take the new arm's keep-alive nor stop it from sending.
   const unsigned procs = GENERATE(2u, 4u);
-  std::atomic<int> lost{0};
   gort::runtime rt(gort::config{.procs = procs});
-  rt.run([&] {
+  rt.run([] {
+    std::minstd_rand rng(7);
     gort::timer t(1h);
-    for (int i = 0; i < scale(4000); ++i) {
-      t.reset(std::chrono::microseconds(i % 20));
-      // A value from this arm, or from an earlier arm's late fire (then
-      // this arm is still pending and the next reset stops it).
-      auto timeout = gort::after(2s);
-      if (gort::select(gort::on_recv(t.c(), [](auto) {}), gort::on_recv(*timeout, [](auto) {})) != 0)
-        lost.fetch_add(1);
+    for (int i = 0; i < scale(300); ++i) {
+      t.reset(0ms);
+      const auto spin_until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(rng() % 5000);
+      while (std::chrono::steady_clock::now() < spin_until) {
+      }
+      const gort::clock::time_point second = gort::now() + 2ms;
+      t.reset(2ms);
+      // Values until the second arm's (stamped at or after its deadline).
+      for (;;) {
+        std::optional<gort::clock::time_point> v;
+        auto timeout = gort::after(10s);  // only a lost arm waits this long
+        const int got = gort::select(gort::on_recv(t.c(), [&](auto x) { v = x; }),
+                                     gort::on_recv(*timeout, [](auto) {}));
+        REQUIRE(got == 0);  // else the second arm never sent
+        REQUIRE(v.has_value());
+        if (*v >= second) break;
+      }
     }
   });
-  CHECK(lost == 0);
+}
+
+TEST_CASE("ticker stop racing a tick: it stays stopped", "[time]") {
+  // stop() while a tick is firing returns false and that tick may still
+  // arrive, but the ticker must not re-arm. After the stop only a few
+  // values can come (one buffered before it, the sends of ticks other Ms
+  // were finishing, one late); a ticker that kept going would send one
+  // per 50 us poll below, ~40.
+  const unsigned procs = GENERATE(2u, 4u);
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([] {
+    gort::ticker tk(50us);
+    int worst = 0;
+    for (int i = 0; i < scale(100); ++i) {
+      gort::sleep_for(std::chrono::microseconds(i % 70));
+      while (tk.c().try_recv()) {
+      }
+      tk.stop();
+      int after_stop = 0;
+      for (int poll = 0; poll < 40; ++poll) {  // 40 polls, each >= 50 us
+        gort::sleep_for(50us);
+        if (tk.c().try_recv()) ++after_stop;
+      }
+      worst = std::max(worst, after_stop);
+      tk.reset(50us);
+    }
+    CHECK(worst < 10);
+    tk.reset(20us);  // a new period
+    for (int i = 0; i < 3; ++i) REQUIRE(tk.c().recv().has_value());
+    CHECK_THROWS_AS(tk.reset(0us), std::invalid_argument);
+  });
 }
 
 TEST_CASE("timers still pending when their runtime ends are dropped", "[time]") {
@@ -223,6 +263,7 @@ TEST_CASE("timers still pending when their runtime ends are dropped", "[time]") 
   CHECK_THROWS_AS(pending->reset(1ms), std::logic_error);
   CHECK_FALSE(ticking->stop());
   CHECK_FALSE(fired->stop());
+  CHECK_THROWS_AS(fired->reset(1ms), std::logic_error);  // fired before: the runtime is gone too
   pending.reset();
   ticking.reset();
   fired.reset();

@@ -147,11 +147,13 @@ bool sleep_for(std::chrono::duration<Rep, Period> d, std::stop_token token) {
 }
 
 // Go's time.Timer: its channel c() receives the firing time once. stop()
-// returns true if it stopped a pending timer; reset(d) re-arms it and
-// returns whether it was pending. Thread-safe. Needs a G's runtime to make
-// and to reset; a timer may outlive its runtime (a pending one is dropped
-// when the runtime ends: stop() then returns false and reset() throws
-// std::logic_error), but must not be reset while its runtime is destroyed.
+// returns true if it stopped a pending timer (false: it had fired, been
+// stopped, or is firing right now, and then its value still comes);
+// reset(d) re-arms it and returns whether it was pending. Thread-safe.
+// Needs a G's runtime to make. A timer may outlive its runtime: one still
+// pending then is dropped, never fires, and stop() returns false; reset()
+// throws std::logic_error once the runtime is gone, and must not race with
+// its destruction.
 class timer {
  public:
   template <class Rep, class Period>
@@ -165,76 +167,100 @@ class timer {
 
   bool stop() {
     std::lock_guard<detail::spinlock> lk(s_->mu);
-    // Not pending: already fired, stopped or dropped (then its runtime
-    // may be gone: sched is not touched).
-    if (!s_->pending) return false;
-    // Not in the heap although pending: it is firing right now; its fire
-    // still delivers (as Go's Stop can return false for a timer whose
-    // value is on its way) and keeps the state alive until it is done.
-    if (!s_->sched->del_timer(s_.get())) return false;
-    s_->pending = false;
-    // The timer object's own s_ still holds the state; a stale fire still
-    // to come (see `stale`) needs it past the object's end, and lets go.
-    if (s_->stale == 0) s_->self.reset();
-    return true;
+    return stop_locked();
   }
   template <class Rep, class Period>
   bool reset(std::chrono::duration<Rep, Period> d) {
-    const bool was = stop();
-    arm(now() + std::chrono::duration_cast<clock::duration>(d));
+    const clock::time_point when = now() + std::chrono::duration_cast<clock::duration>(d);
+    std::lock_guard<detail::spinlock> lk(s_->mu);  // one hold: stop and re-arm
+    const bool was = stop_locked();
+    arm_locked(when);
     return was;
   }
 
  protected:
   // First expiry after `first`; then every `period` if it is not zero (a
-  // ticker: the period is set before the first arm, so that even a very
-  // short first expiry re-arms).
+  // ticker: the period is set before the first arm).
   timer(clock::duration first, clock::duration period)
       : s_(std::make_shared<state>(detail::require_runtime("gort::timer"))) {
+    s_->fn = &fire;  // set once: an M that popped the node reads them unlocked
+    s_->drop = &drop;
     s_->period = period;
-    arm(now() + first);
+    const clock::time_point when = now() + first;
+    std::lock_guard<detail::spinlock> lk(s_->mu);
+    arm_locked(when);
   }
 
-  // Every field below `mu` is guarded by it.
+  // What follows `mu` is guarded by it. Invariant: the fires still to run
+  // (nodes popped by an M whose fire has not taken mu yet) number `stale`,
+  // plus one when pending and the node is not in the heap; `self` is set
+  // exactly while pending or stale != 0, so the state outlives them all.
   struct state : detail::timer_node {
-    explicit state(detail::sched_base* s) : sched(s), ch(1) {}
-    detail::sched_base* sched;   // null once dropped by its ended runtime
+    explicit state(detail::sched_base* s) : sched(s), alive(s->liveness()), ch(1) {}
+    detail::sched_base* sched;
+    std::weak_ptr<const void> alive;  // expires with the runtime
     chan<clock::time_point> ch;
     detail::spinlock mu;
-    std::shared_ptr<state> self;  // keeps the state alive while pending
+    std::shared_ptr<state> self;  // keeps the state alive while anything may fire
     clock::duration period{0};    // ticker
-    bool pending = false;         // armed, and neither fired, stopped nor dropped
-    // Fires still to come for arms that reset() replaced while they were
-    // firing (popped from the heap, fire not yet under mu): such a fire
-    // delivers and leaves `self` and `pending` to the arm now pending.
-    int stale = 0;
+    bool pending = false;         // armed; neither fired (one-shot), stopped nor dropped
+    int stale = 0;                // fires of stopped arms still to run: each delivers once
   };
+
+  // mu held.
+  bool stop_locked() {
+    if (!s_->pending) return false;  // (dropped: its runtime is not touched)
+    s_->pending = false;
+    if (s_->sched->del_timer(s_.get())) {
+      if (s_->stale == 0) s_->self.reset();  // the object's own s_ still holds it
+      return true;
+    }
+    // Popped, its fire not run yet: that fire delivers once, does not
+    // re-arm (a ticker), and lets go of `self` when it is the last.
+    ++s_->stale;
+    return false;
+  }
+
+  // mu held; the node is not in the heap (never armed, stopped, fired, or
+  // popped and counted in stale).
+  void arm_locked(clock::time_point tp) {
+    if (s_->alive.expired())
+      throw std::logic_error("gort: timer reset after its runtime was destroyed");
+    s_->when = detail::to_nanotime(tp);
+    s_->sched->add_timer(s_.get());  // no fire looks before mu is released
+    s_->self = s_;
+    s_->pending = true;
+  }
 
   static void fire(detail::timer_node* t) {
     state* s = static_cast<state*>(t);
-    std::shared_ptr<state> keep;
+    std::shared_ptr<state> keep;  // s must outlive the send below
     {
       std::lock_guard<detail::spinlock> lk(s->mu);
+      keep = s->self;
       if (s->stale != 0) {
         --s->stale;
-        keep = s->self;  // s must outlive the send below
-        if (s->stale == 0 && !s->pending) s->self.reset();  // stopped meanwhile
+        if (s->stale == 0 && !s->pending) s->self.reset();
+      } else if (!s->pending) {
+        return;  // unreachable by the invariant; nothing to deliver
+      } else if (s->period.count() != 0) {
+        // Ticker: the next tick after now, on the original phase; ticks a
+        // stalled runtime missed are skipped, as Go's are.
+        const std::int64_t period = std::chrono::duration_cast<std::chrono::nanoseconds>(s->period).count();
+        const std::int64_t now = s->sched->now();
+        s->when += period;
+        if (s->when <= now) s->when += period * ((now - s->when) / period + 1);
+        s->sched->add_timer(s);
       } else {
-        if (!s->pending) return;  // dropped meanwhile (cannot happen with live Ms)
-        keep = s->self;
-        if (s->period.count() != 0) {  // ticker: re-arm first
-          s->when += std::chrono::duration_cast<std::chrono::nanoseconds>(s->period).count();
-          s->sched->add_timer(s);
-        } else {
-          s->pending = false;
-          s->self.reset();
-        }
+        s->pending = false;
+        s->self.reset();
       }
     }
     s->ch.try_send(detail::from_nanotime(s->sched->now()));  // full: the tick is dropped, as in Go
   }
 
-  // The runtime ended with the timer pending (timer_node::drop).
+  // The runtime ended with the timer pending (timer_node::drop): no M is
+  // left, so no fire is in flight.
   static void drop(detail::timer_node* t) {
     state* s = static_cast<state*>(t);
     std::shared_ptr<state> keep;  // released after the lock: it may own s
@@ -242,33 +268,30 @@ class timer {
     keep = std::move(s->self);
     s->pending = false;
     s->stale = 0;
-    s->sched = nullptr;
-  }
-
-  void arm(clock::time_point tp) {
-    std::lock_guard<detail::spinlock> lk(s_->mu);
-    if (s_->sched == nullptr)
-      throw std::logic_error("gort: timer reset after its runtime was destroyed");
-    if (s_->pending) ++s_->stale;  // stop() failed: the previous arm is firing
-    s_->when = detail::to_nanotime(tp);
-    s_->fn = &fire;
-    s_->drop = &drop;
-    s_->self = s_;
-    s_->pending = true;
-    s_->sched->add_timer(s_.get());
   }
 
   std::shared_ptr<state> s_;
 };
 
 // Go's time.Ticker: c() receives every period (ticks a slow receiver misses
-// are dropped). Stops when destroyed or stop()ped.
+// are dropped). Stops when destroyed or stop()ped; reset(period) restarts
+// it with a new period (Go's Ticker.Reset).
 class ticker : public timer {
  public:
   template <class Rep, class Period>
   explicit ticker(std::chrono::duration<Rep, Period> period)
       : timer(checked(std::chrono::duration_cast<clock::duration>(period)),
               std::chrono::duration_cast<clock::duration>(period)) {}
+
+  template <class Rep, class Period>
+  void reset(std::chrono::duration<Rep, Period> period) {
+    const clock::duration p = checked(std::chrono::duration_cast<clock::duration>(period));
+    const clock::time_point when = now() + p;
+    std::lock_guard<detail::spinlock> lk(s_->mu);
+    stop_locked();
+    s_->period = p;
+    arm_locked(when);
+  }
 
  private:
   static clock::duration checked(clock::duration period) {

@@ -2233,17 +2233,21 @@ void basic_sched<Traits>::add_timer(timer_node* t) {
 // channel nobody read, a timer or ticker left running) will never fire.
 // Each node's drop runs outside the heap's lock, since an owner's drop
 // takes its own lock, which its stop() holds while calling del_timer.
+// One node at a time, so that the destructor allocates nothing.
 template <class Traits>
 void basic_sched<Traits>::drop_timers() {
-  std::vector<timer_node*> left;
-  {
-    std::lock_guard<std::mutex> lk(timers_mu_);
-    while (!timers_.empty()) left.push_back(timers_.pop());
-    ntimers_.store(0, std::memory_order_release);
-    timer_earliest_.store(INT64_MAX, std::memory_order_release);
-  }
-  for (timer_node* t : left)
+  end_liveness();  // a timer outliving the runtime refuses reset() from now on
+  for (;;) {
+    timer_node* t;
+    {
+      std::lock_guard<std::mutex> lk(timers_mu_);
+      if (timers_.empty()) break;
+      t = timers_.pop();
+      ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
+    }
     if (t->drop != nullptr) t->drop(t);  // t may be gone once it returns
+  }
+  timer_earliest_.store(INT64_MAX, std::memory_order_release);
 }
 
 template <class Traits>

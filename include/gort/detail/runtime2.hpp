@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -228,10 +229,18 @@ class sched_base {
   // deadlock report names it; others ignore it).
   virtual void set_wait_object(const void* /*obj*/) noexcept {}
   void set_vnet(vnet_base* v) noexcept { vnet_ = v; }
+  // Expires when the runtime ends (its destructor, once every M is
+  // joined): an object that may outlive the runtime (gort::timer) keeps
+  // the weak pointer and checks it before using the runtime again.
+  std::weak_ptr<const void> liveness() const noexcept { return alive_; }
   virtual ~sched_base() = default;
+
+ protected:
+  void end_liveness() noexcept { alive_.reset(); }
 
  private:
   vnet_base* vnet_ = nullptr;
+  std::shared_ptr<const void> alive_ = std::make_shared<char>(0);
 };
 
 // The calling G's runtime clock (sched_base::now(): a deterministic

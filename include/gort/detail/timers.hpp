@@ -42,9 +42,9 @@ class timer_heap {
   timer_node* top() const noexcept { return h_.empty() ? nullptr : h_.front(); }
 
   void push(timer_node* t) {
+    h_.push_back(t);  // first: if it throws, t is left untouched
     t->seq = seq_++;
-    t->index = h_.size();
-    h_.push_back(t);
+    t->index = h_.size() - 1;
     up(t->index);
   }
   // Removes t if pending; returns whether it was.
