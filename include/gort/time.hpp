@@ -171,10 +171,9 @@ class timer {
   }
   template <class Rep, class Period>
   bool reset(std::chrono::duration<Rep, Period> d) {
-    const clock::time_point when = now() + std::chrono::duration_cast<clock::duration>(d);
     std::lock_guard<detail::spinlock> lk(s_->mu);  // one hold: stop and re-arm
     const bool was = stop_locked();
-    arm_locked(when);
+    arm_locked(std::chrono::duration_cast<clock::duration>(d));
     return was;
   }
 
@@ -186,9 +185,8 @@ class timer {
     s_->fn = &fire;  // set once: an M that popped the node reads them unlocked
     s_->drop = &drop;
     s_->period = period;
-    const clock::time_point when = now() + first;
     std::lock_guard<detail::spinlock> lk(s_->mu);
-    arm_locked(when);
+    arm_locked(first);
   }
 
   // What follows `mu` is guarded by it. Invariant: the fires still to run
@@ -222,14 +220,22 @@ class timer {
   }
 
   // mu held; the node is not in the heap (never armed, stopped, fired, or
-  // popped and counted in stale).
-  void arm_locked(clock::time_point tp) {
+  // popped and counted in stale). Expires d from now on the timer's own
+  // runtime clock (a sim_runtime's virtual time, whoever calls).
+  void arm_locked(clock::duration d) {
     if (s_->alive.expired())
       throw std::logic_error("gort: timer reset after its runtime was destroyed");
-    s_->when = detail::to_nanotime(tp);
-    s_->sched->add_timer(s_.get());  // no fire looks before mu is released
+    s_->when = s_->sched->now() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
     s_->self = s_;
     s_->pending = true;
+    try {
+      s_->sched->add_timer(s_.get());  // no fire looks before mu is released
+    } catch (...) {  // out of memory: leave it stopped, in the heap or not
+      s_->sched->del_timer(s_.get());
+      s_->pending = false;
+      if (s_->stale == 0) s_->self.reset();  // the object's s_ still holds the state
+      throw;
+    }
   }
 
   static void fire(detail::timer_node* t) {
@@ -286,11 +292,10 @@ class ticker : public timer {
   template <class Rep, class Period>
   void reset(std::chrono::duration<Rep, Period> period) {
     const clock::duration p = checked(std::chrono::duration_cast<clock::duration>(period));
-    const clock::time_point when = now() + p;
     std::lock_guard<detail::spinlock> lk(s_->mu);
     stop_locked();
     s_->period = p;
-    arm_locked(when);
+    arm_locked(p);
   }
 
  private:
