@@ -230,16 +230,10 @@ class timer {
     s_->pending = true;
     try {
       s_->sched->add_timer(s_.get());  // no fire looks before mu is released
-    } catch (...) {  // out of memory: leave it stopped
-      s_->pending = false;
-      if (s_->sched->del_timer(s_.get())) {
-        if (s_->stale == 0) s_->self.reset();  // the object's s_ still holds the state
-      } else {
-        // Never pushed, or pushed and popped by an M already: count a fire
-        // that may be in flight (if none comes, the state leaks; it is kept
-        // alive rather than freed under a fire).
-        ++s_->stale;
-      }
+    } catch (...) {  // out of memory: leave it stopped. If the node never
+      // went in, stop counts a fire that will not come and the state leaks,
+      // rather than being freed under a fire that did.
+      stop_locked();
       throw;
     }
   }

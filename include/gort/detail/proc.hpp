@@ -270,6 +270,13 @@ class basic_sched final : public sched_base {
   void add_timer(timer_node* t) override;
   bool del_timer(timer_node* t) override;
   void drop_timers();
+  // timers_mu_ held, after any change to the heap: the mirrors that
+  // findrunnable, sysmon and checkdead read without the lock.
+  void timers_changed() noexcept {
+    ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
+    timer_earliest_.store(timers_.empty() ? INT64_MAX : timers_.top()->when,
+                          std::memory_order_release);
+  }
   std::int64_t now() const noexcept override {
     if constexpr (det) return vclock_.load(std::memory_order_acquire);
     else return nanotime();
@@ -2214,8 +2221,7 @@ void basic_sched<Traits>::add_timer(timer_node* t) {
     std::lock_guard<std::mutex> lk(timers_mu_);
     timers_.push(t);
     earliest = timers_.top() == t;
-    ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
-    timer_earliest_.store(timers_.top()->when, std::memory_order_release);
+    timers_changed();
   }
   if (!earliest) return;
   bool need_m = false;
@@ -2243,20 +2249,17 @@ void basic_sched<Traits>::drop_timers() {
       std::lock_guard<std::mutex> lk(timers_mu_);
       if (timers_.empty()) break;
       t = timers_.pop();
-      ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
+      timers_changed();
     }
     if (t->drop != nullptr) t->drop(t);  // t may be gone once it returns
   }
-  timer_earliest_.store(INT64_MAX, std::memory_order_release);
 }
 
 template <class Traits>
 bool basic_sched<Traits>::del_timer(timer_node* t) {
   std::lock_guard<std::mutex> lk(timers_mu_);
   if (!timers_.remove(t)) return false;
-  ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
-  timer_earliest_.store(timers_.empty() ? INT64_MAX : timers_.top()->when,
-                        std::memory_order_release);
+  timers_changed();
   return true;
 }
 
@@ -2271,9 +2274,7 @@ void basic_sched<Traits>::run_timers(std::int64_t now, std::size_t budget) {
       t = timers_.top();
       if (t == nullptr || t->when > now) return;
       timers_.pop();
-      ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
-      timer_earliest_.store(timers_.empty() ? INT64_MAX : timers_.top()->when,
-                            std::memory_order_release);
+      timers_changed();
     }
     t->fn(t);  // may ready Gs; t may be gone once it returns
   }
