@@ -31,6 +31,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -134,6 +135,34 @@ outcome select4(unsigned procs, long n) {
   });
 }
 
+// Timers re-armed the way a server re-arms a deadline per read: 8 Gs,
+// each with 64 timers pending an hour out, reset one per step (a stop and
+// an arm: two heap operations). Every reset must find its timer pending.
+outcome timers(unsigned procs, long n) {
+  constexpr int gs = 8, per_g_timers = 64;
+  const long per_g = n / gs;
+  gort::runtime rt(cfg(procs));
+  return rt.run([per_g] {
+    gort::wait_group wg;
+    std::atomic<long long> pending{0};
+    wg.add(gs);
+    const auto t0 = clk::now();
+    for (int g = 0; g < gs; ++g)
+      gort::go([&] {
+        std::vector<std::unique_ptr<gort::timer>> ts;
+        for (int k = 0; k < per_g_timers; ++k) ts.push_back(std::make_unique<gort::timer>(1h));
+        long long ok = 0;
+        for (long i = 0; i < per_g; ++i) ok += ts[static_cast<std::size_t>(i % per_g_timers)]->reset(1h);
+        pending.fetch_add(ok, std::memory_order_relaxed);
+        wg.done();
+      });
+    wg.wait();
+    const auto t1 = clk::now();
+    return outcome{bench::ns_between(t0, t1) / (gs * per_g), pending.load(),
+                   static_cast<long long>(gs) * per_g, {}};
+  });
+}
+
 // Gs parked on a receive: what each costs in resident memory.
 template <class Traits>
 outcome parked(unsigned procs, long n) {
@@ -219,6 +248,8 @@ int main(int argc, char** argv) {
        "1 producer, 1 consumer, capacity 128; ns per item"},
       {"mutex", mutex, 4'000'000, 400'000, {2}, "ns_per_op",
        "4 Gs increment a counter under gort::mutex; ns per lock/unlock"},
+      {"timers", timers, 4'000'000, 400'000, {1, 2}, "ns_per_op",
+       "8 Gs each re-arm one of their 64 pending timers per step; ns per reset"},
       {"select", select4, 1'000'000, 100'000, {1, 2}, "ns_per_op",
        "select over 4 unbuffered channels, 4 senders; ns per select"},
       {"parked", parked<gort::default_traits>, 100'000, 100'000, {1}, "kib_per_g",

@@ -3,7 +3,7 @@
 //
 //	chan_bench_go --workload W --procs P --n N
 //
-// W: pingpong buffered mutex select parked parked1m skynet_chan (see
+// W: pingpong buffered mutex timers select parked parked1m skynet_chan (see
 // chan_bench.cpp for what each measures). Prints one line, as every bench
 // binary does (bench/harness.hpp):
 //
@@ -79,6 +79,35 @@ func mutex(n int64) (float64, int64, int64) {
 	}
 	wg.Wait()
 	return perOp(start, gs*perG), counter, gs * perG
+}
+
+// timers: as chan_bench.cpp's: 8 goroutines each re-arm one of their 64
+// pending one-hour timers per step; Reset reports whether it was pending.
+func timers(n int64) (float64, int64, int64) {
+	const gs, perGTimers = 8, 64
+	perG := n / gs
+	var wg sync.WaitGroup
+	var pending int64
+	wg.Add(gs)
+	start := time.Now()
+	for g := 0; g < gs; g++ {
+		go func() {
+			ts := make([]*time.Timer, perGTimers)
+			for k := range ts {
+				ts[k] = time.NewTimer(time.Hour)
+			}
+			var ok int64
+			for i := int64(0); i < perG; i++ {
+				if ts[i%perGTimers].Reset(time.Hour) {
+					ok++
+				}
+			}
+			atomic.AddInt64(&pending, ok)
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	return perOp(start, gs*perG), pending, gs * perG
 }
 
 func select4(n int64) (float64, int64, int64) {
@@ -215,6 +244,8 @@ func main() {
 		ns, got, want = buffered(*n)
 	case "mutex":
 		ns, got, want = mutex(*n)
+	case "timers":
+		ns, got, want = timers(*n)
 	case "select":
 		ns, got, want = select4(*n)
 	case "parked", "parked1m":
@@ -224,7 +255,7 @@ func main() {
 	case "skynet_chan_again":
 		ns, got, want = skynetChanAgain(*n)
 	default:
-		fmt.Fprintln(os.Stderr, "usage: chan_bench_go --workload pingpong|buffered|mutex|select|parked|parked1m|skynet_chan|skynet_chan_again --procs P --n N")
+		fmt.Fprintln(os.Stderr, "usage: chan_bench_go --workload pingpong|buffered|mutex|timers|select|parked|parked1m|skynet_chan|skynet_chan_again --procs P --n N")
 		os.Exit(2)
 	}
 	if got != want {
