@@ -3,9 +3,12 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <utility>
 #include <stop_token>
 #include <thread>
 #include <vector>
@@ -158,6 +161,114 @@ TEST_CASE("after() receives once; timer stop/reset keep Go's promises", "[time]"
   });
 }
 
+TEST_CASE("a reset that pushes a pending deadline back keeps it from firing early", "[time]") {
+  // A deadline pushed back stays in the heap under its old key until it
+  // reaches the top (timer_heap::update); it must then sink, not fire.
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([] {
+    const auto t0 = gort::clock::now();
+    gort::timer t(10ms);
+    CHECK(t.reset(120ms));  // pending: moved back in place
+    auto probe = gort::after(40ms);
+    const int first = gort::select(gort::on_recv(t.c(), [](auto) {}), gort::on_recv(*probe, [](auto) {}));
+    CHECK(first == 1);  // the old deadline passed without a fire
+    const auto v = t.c().recv();
+    REQUIRE(v.has_value());
+    CHECK(*v - t0 >= 120ms);
+    // Brought forward again, then back, then forward: the last one counts.
+    CHECK_FALSE(t.reset(1h));  // fired: not pending
+    CHECK(t.reset(2h));
+    CHECK(t.reset(1ms));
+    CHECK(t.c().recv().has_value());
+  });
+}
+
+TEST_CASE("a timer on a P whose G never yields is run by another M", "[time]") {
+  // Timers live in the heap of the P that started them. This P's M is
+  // kept busy by a loop with no yield point, so only an M that runs
+  // other Ps' expired timers (Go steals them with work) can fire it.
+  const unsigned procs = GENERATE(2u, 4u, 8u);
+  gort::runtime rt(gort::config{.procs = procs});
+  const bool fired = rt.run([] {
+    std::atomic<bool> done{false};
+    auto t = std::make_shared<gort::timer>(5ms);  // on this G's P
+    gort::go([&done, t] {
+      t->c().recv();
+      done.store(true);
+    });
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    while (!done.load() && std::chrono::steady_clock::now() < give_up) {
+    }
+    return done.load();
+  });
+  CHECK(fired);
+}
+
+TEST_CASE("a timer left on an idle P fires while the only busy M never idles", "[time]") {
+  // G "late" starts a 40 ms timer on its P and parks; G "early" starts a
+  // 2 ms one and parks; the Ms idle, one sleeps until 2 ms. It wakes,
+  // takes an idle P and runs "early", which then yields in a loop until
+  // "late" has woken: that M never idles again. When it took another P
+  // than late's, late's timer is on an idle P and only an idling M runs
+  // it: the one that readying "early" started (wakep), which idles into
+  // the new sleeper, or failing that the one sysmon starts for a timer
+  // overdue with no sleeper. Which P is which is up to the scheduler:
+  // several rounds.
+  const unsigned procs = GENERATE(2u, 4u);
+  gort::runtime rt(gort::config{.procs = procs});
+  const int woke = rt.run([] {
+    int n = 0;
+    for (int round = 0; round < 6; ++round) {
+      std::atomic<bool> late_woke{false};
+      gort::wait_group wg;
+      wg.add(2);
+      gort::go([&] {
+        gort::timer t(40ms);
+        t.c().recv();
+        late_woke.store(true);
+        wg.done();
+      });
+      gort::go([&] {
+        gort::timer t(2ms);
+        t.c().recv();
+        const auto give_up = std::chrono::steady_clock::now() + 5s;
+        while (!late_woke.load() && std::chrono::steady_clock::now() < give_up) gort::yield();
+        wg.done();
+      });
+      wg.wait();
+      n += late_woke.load() ? 1 : 0;
+    }
+    return n;
+  });
+  CHECK(woke == 6);
+}
+
+TEST_CASE("a timer started inside blocking() fires while its G still blocks", "[time]") {
+  // Inside gort::blocking the G holds no P: the timer goes to a P picked
+  // by its address, maybe an idle one with no M. Nothing else runs, so
+  // unless starting it (or sysmon's hand-off of the blocked P) brings an
+  // M to watch that P's timers, it never fires.
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  const int fired = rt.run([] {
+    int n = 0;
+    for (int i = 0; i < 8; ++i) {
+      n += gort::blocking([] {
+        gort::timer t(1ms);
+        const auto give_up = std::chrono::steady_clock::now() + 10s;
+        while (std::chrono::steady_clock::now() < give_up) {
+          if (t.c().try_recv()) return 1;
+          std::this_thread::sleep_for(200us);
+        }
+        return 0;
+      });
+    }
+    return n;
+  });
+  CHECK(fired == 8);
+}
+
 TEST_CASE("timer stop racing its firing: exactly one of stopped or fired", "[time]") {
   const unsigned procs = GENERATE(2u, 4u);
   std::atomic<int> bad{0};
@@ -293,4 +404,62 @@ TEST_CASE("ticker ticks until stopped", "[time]") {
   });
   CHECK_THROWS_AS(rt.run([] { gort::ticker bad(0ms); }), std::invalid_argument);
   CHECK_THROWS_AS(gort::after(1ms), std::logic_error);  // outside a G
+}
+
+TEST_CASE("timer heap: random pushes, removals and resets pop in deadline order", "[time]") {
+  // The heap against a reference map, with the lazy pushed-back deadlines
+  // (update) mixed in: every pop is the earliest (deadline, then start
+  // order) of what is pending, with its true deadline.
+  std::minstd_rand rng(11);
+  std::vector<gort::detail::timer_node> nodes(512);
+  gort::detail::timer_heap h;
+  std::map<std::pair<std::int64_t, std::uint64_t>, gort::detail::timer_node*> ref;
+  std::uint64_t order = 0;  // the reference's start order
+  std::map<gort::detail::timer_node*, std::pair<std::int64_t, std::uint64_t>> key;
+  auto remove_ref = [&](gort::detail::timer_node* t) {
+    ref.erase(key.at(t));
+    key.erase(t);
+  };
+  int pops = 0;
+  for (int step = 0; step < 200000; ++step) {
+    gort::detail::timer_node* t = &nodes[rng() % nodes.size()];
+    const std::int64_t when = static_cast<std::int64_t>(rng() % 1000);
+    switch (rng() % 4) {
+      case 0:  // start (if not pending)
+        if (t->index == gort::detail::timer_node::npos) {
+          t->when = when;
+          h.push(t);
+          key[t] = {when, order};
+          ref[{when, order++}] = t;
+        }
+        break;
+      case 1:  // stop
+        REQUIRE(h.remove(t) == (key.count(t) != 0));
+        if (key.count(t) != 0) remove_ref(t);
+        break;
+      case 2:  // reset, if pending
+        if (t->index != gort::detail::timer_node::npos) {
+          h.update(t, when);
+          remove_ref(t);
+          key[t] = {when, order};
+          ref[{when, order++}] = t;
+        }
+        break;
+      default: {  // fire the earliest
+        gort::detail::timer_node* top = h.settle();
+        if (ref.empty()) {
+          REQUIRE(top == nullptr);
+          break;
+        }
+        REQUIRE(top == ref.begin()->second);
+        REQUIRE(top->when == ref.begin()->first.first);
+        REQUIRE(h.pop() == top);
+        remove_ref(top);
+        ++pops;
+      }
+    }
+    REQUIRE(h.size() == ref.size());
+    if (!ref.empty()) REQUIRE(h.top()->when <= ref.begin()->first.first);  // a lower bound
+  }
+  CHECK(pops > 10000);
 }

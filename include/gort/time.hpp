@@ -171,9 +171,13 @@ class timer {
   }
   template <class Rep, class Period>
   bool reset(std::chrono::duration<Rep, Period> d) {
+    const clock::duration dd = std::chrono::duration_cast<clock::duration>(d);
     std::lock_guard<detail::spinlock> lk(s_->mu);  // one hold: stop and re-arm
+    // Pending and still in its heap: move it there (pending implies the
+    // runtime is alive: its end drops every pending timer first).
+    if (s_->pending && s_->sched->mod_timer(s_.get(), deadline(dd))) return true;
     const bool was = stop_locked();
-    arm_locked(std::chrono::duration_cast<clock::duration>(d));
+    arm_locked(dd);
     return was;
   }
 
@@ -219,13 +223,18 @@ class timer {
     return false;
   }
 
+  // d from now on the timer's own runtime clock (a sim_runtime's virtual
+  // time, whoever calls).
+  std::int64_t deadline(clock::duration d) const {
+    return s_->sched->now() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  }
+
   // mu held; the node is not in the heap (never armed, stopped, fired, or
-  // popped and counted in stale). Expires d from now on the timer's own
-  // runtime clock (a sim_runtime's virtual time, whoever calls).
+  // popped and counted in stale). Expires at deadline(d).
   void arm_locked(clock::duration d) {
     if (s_->alive.expired())
       throw std::logic_error("gort: timer reset after its runtime was destroyed");
-    s_->when = s_->sched->now() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    s_->when = deadline(d);
     s_->self = s_;
     s_->pending = true;
     try {

@@ -269,14 +269,8 @@ class basic_sched final : public sched_base {
   void unlock_os_thread() override;
   void add_timer(timer_node* t) override;
   bool del_timer(timer_node* t) override;
+  bool mod_timer(timer_node* t, std::int64_t when) override;
   void drop_timers();
-  // timers_mu_ held, after any change to the heap: the mirrors that
-  // findrunnable, sysmon and checkdead read without the lock.
-  void timers_changed() noexcept {
-    ntimers_.store(static_cast<std::int64_t>(timers_.size()), std::memory_order_release);
-    timer_earliest_.store(timers_.empty() ? INT64_MAX : timers_.top()->when,
-                          std::memory_order_release);
-  }
   std::int64_t now() const noexcept override {
     if constexpr (det) return vclock_.load(std::memory_order_acquire);
     else return nanotime();
@@ -384,11 +378,12 @@ class basic_sched final : public sched_base {
   void prepare_run(m* mp, p* pp, g_base* gp, bool inherit_time);
   bool gogo_next(g_base* gp, const mcall_rec& rec);
   bool yield_in_place(g_base* gp);
-  // What findrunnable looks at besides the local queue, and may put first:
-  // a G on the global queue, a timer, a G waiting for I/O. A racy snapshot.
-  bool work_beyond_local() const noexcept {
+  // What findrunnable looks at besides pp's queue, and may put first: a
+  // G on the global queue, a timer of pp's, a G waiting for I/O. A racy
+  // snapshot.
+  bool work_beyond_local(const p* pp) const noexcept {
     return runqsize_.load(std::memory_order_relaxed) != 0 ||
-           ntimers_.load(std::memory_order_relaxed) != 0 || netpoll_waiters() != 0;
+           pp->ntimers.load(std::memory_order_relaxed) != 0 || netpoll_waiters() != 0;
   }
   void after_switch(g_base* self);
   void dropg(m* mp);
@@ -420,9 +415,15 @@ class basic_sched final : public sched_base {
   void requeue_yielded(p* pp, g_base* gp);
   void goexit0(m* mp, g_base* gp);
 
-  // ---- timers ----
-  void run_timers(std::int64_t now, std::size_t budget);
+  // ---- timers (one heap per P) ----
+  m* this_m(g_base* cur) const noexcept;
+  p* timer_home(const timer_node* t) const noexcept;
+  void timer_added(p* home, std::int64_t when);
+  std::size_t run_timers(p* from, std::int64_t now, std::size_t budget);
   void check_timers(p* pp);
+  bool run_expired_timers(p* pp);
+  std::int64_t timer_earliest() const noexcept;
+  bool any_timers() const noexcept;
   bool become_timer_sleeper(m* mp);
   void timer_sleep(m* mp, glist& ready);
   void wake_timer_sleeper();  // lock
@@ -494,11 +495,9 @@ class basic_sched final : public sched_base {
   std::mutex gzero_mu_;
   std::condition_variable gzero_cv_;
 
-  std::mutex timers_mu_;
-  timer_heap timers_;                          // timers_mu_
-  std::atomic<std::int64_t> ntimers_{0};       // written under timers_mu_
-  std::atomic<std::int64_t> timer_earliest_{INT64_MAX};  // timers_mu_
+  // Timers live in the Ps' heaps (basic_p::timers).
   m* timer_sleeper_ = nullptr;                 // lock: the M sleeping until a timer
+  std::int64_t sleeper_until_ = INT64_MAX;     // lock: the deadline it sleeps until
   bool sleeper_woken_ = false;                 // lock
   // lock: the sleeper blocks in the netpoller (Go's lastpoll == 0), not on
   // its note; wake it with netpollBreak.
@@ -1452,7 +1451,7 @@ bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec) {
   // findrunnable's fairness rule: now and then the global queue goes first,
   // or Gs that keep yielding to each other would starve it.
   if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
-      work_beyond_local())
+      work_beyond_local(pp))
     return false;  // findrunnable also runs expired timers and polls
   auto [next, inherit] = runqget(pp);
   if (next == nullptr) return false;  // findrunnable's job
@@ -1551,6 +1550,10 @@ top:
     }
     if (g_base* gp = stealwork(mp, pp)) return {gp, false};
   }
+  // Before giving up the P: every P's expired timers, run onto this one
+  // (Go steals timers with work). The only way an idle P's timers run,
+  // and how those of a P whose G does not yield still do.
+  if (run_expired_timers(pp)) goto top;
   // Nothing. Give up the P: under the lock, one last look at the global
   // queue (inject() relies on it), then pidleput.
   {
@@ -1590,8 +1593,7 @@ top:
   // M) sleeps until the earliest timer, in the netpoller once there is one;
   // an earlier timer, new I/O completions or shutdown wake it (invariant 6).
   for (;;) {
-    if ((ntimers_.load(std::memory_order_acquire) != 0 || netpoll_waiters() != 0) &&
-        become_timer_sleeper(mp)) {
+    if ((any_timers() || netpoll_waiters() != 0) && become_timer_sleeper(mp)) {
       glist ready;
       timer_sleep(mp, ready);
       p* pp2 = nullptr;
@@ -1607,13 +1609,14 @@ top:
           casgstatus(gp, gstatus::waiting, gstatus::runnable);
           return {gp, false};
         }
-        goto top;  // which runs the expired timers
+        goto top;  // which runs the expired timers, of every P
       }
       injectglist(nullptr, ready);  // invariant 7: every P is busy
-      // Every P is busy: their Ms run the expired timers (findrunnable,
+      // Every P is busy: their Ms run their expired timers (findrunnable,
       // and the fast path every global_queue_fairness schedules), in order
       // and onto their own queues, as Go's Ps do; this M stops. The next
-      // M to go idle becomes the sleeper.
+      // M to go idle runs every P's expired timers and becomes the
+      // sleeper.
       if (!stopm(mp)) return {nullptr, false};
       goto top;
     }
@@ -1742,13 +1745,19 @@ void basic_sched<Traits>::handoffp(p* pp) {
     startm(pp, true);
     return;
   }
-  std::unique_lock<futex_mutex> lk(lock_);
-  if (runqsize_.load(std::memory_order_relaxed) != 0) {
-    lk.unlock();
-    startm(pp, false);
-    return;
+  {
+    std::unique_lock<futex_mutex> lk(lock_);
+    if (runqsize_.load(std::memory_order_relaxed) != 0) {
+      lk.unlock();
+      startm(pp, false);
+      return;
+    }
+    pidleput(pp);
   }
-  pidleput(pp);
+  // Its timers have no M now: the sleeper's deadline covers them, or one
+  // is started to become the sleeper (Go's handoffp: wakeNetPoller).
+  if (pp->ntimers.load(std::memory_order_acquire) != 0)
+    timer_added(pp, pp->timer0when.load(std::memory_order_acquire));
 }
 
 template <class Traits>
@@ -2011,13 +2020,7 @@ void basic_sched<Traits>::goready(g_base* gp, bool next) {
   g_base* cur = current_g();
   emit(trace::kind::ready, gp->goid, cur != nullptr ? cur->goid : 0);
   casgstatus(gp, gstatus::waiting, gstatus::runnable);
-  m* mp = nullptr;
-  if (cur != nullptr) {
-    if (cur->sched == this && cur->status() == gstatus::running) mp = static_cast<m*>(cur->m);
-  } else if (auto* m0 = static_cast<m*>(tls_m); m0 != nullptr && m0->owner == this) {
-    mp = m0;  // on g0 (timers, unlockf): the M's own P, if it has one
-  }
-  if (mp != nullptr) {
+  if (m* mp = this_m(cur)) {
     if (p* pp = mp->pp) {
       const bool rmw = runqput(pp, gp, next);
       // With one P, which we hold, no P is idle: wakep would find npidle
@@ -2055,7 +2058,7 @@ bool basic_sched<Traits>::yield_in_place(g_base* gp) {
   m* mp = static_cast<m*>(gp->m);
   p* pp = mp->pp;
   if (mp->lockedg != nullptr || gp->preempt.load(std::memory_order_relaxed) ||
-      !pp->runq_empty() || work_beyond_local() ||
+      !pp->runq_empty() || work_beyond_local(pp) ||
       trace_.load(std::memory_order_relaxed) != nullptr)
     return false;
   pp->schedtick.store(pp->schedtick.load(std::memory_order_relaxed) + 1,
@@ -2212,27 +2215,102 @@ bool basic_sched<Traits>::exitsyscall0(m* mp, g_base* gp) {
 }
 
 // ---------------------------------------------------------------------------
-// Timers
+// Timers: one heap per P (Go 1.14+). Who runs a P's expired timers: its
+// owner at every findrunnable (check_timers), any M about to give up its P
+// (run_expired_timers: all Ps, so an idle P's and a busy one's whose G does
+// not yield), and, while the runtime idles, an M woken at the earliest
+// deadline of all by the one M that sleeps until it (timer_sleeper_).
+// Invariant: while a timer is pending on a P with no M, some M sleeps
+// until a deadline no later than its (sleeper_until_), or an M with a P
+// will go through findrunnable's idle path, which runs it or sleeps so.
+// Kept by become_timer_sleeper (the deadline computed under sched.lock)
+// and timer_added (under sched.lock: a timer earlier than that deadline
+// wakes the sleeper; with no sleeper, a timer on an idle P starts an M).
+
+// Any thread: the M of this runtime the caller runs on (a running G's, or
+// an M's own on g0: timers, unlockf), or null.
+template <class Traits>
+typename basic_sched<Traits>::m* basic_sched<Traits>::this_m(g_base* cur) const noexcept {
+  if (cur != nullptr)
+    return cur->sched == this && cur->status() == gstatus::running ? static_cast<m*>(cur->m)
+                                                                   : nullptr;
+  auto* m0 = static_cast<m*>(tls_m);
+  return m0 != nullptr && m0->owner == this ? m0 : nullptr;
+}
+
+// Any thread: the P whose heap takes a new timer. The caller's own, so
+// that starting, stopping and firing touch no other P's lines; a thread
+// without one (outside the runtime, or in gort::blocking) picks one by
+// the node's address, which spreads such callers over the Ps.
+template <class Traits>
+typename basic_sched<Traits>::p* basic_sched<Traits>::timer_home(const timer_node* t) const noexcept {
+  if (m* mp = this_m(current_g()); mp != nullptr && mp->pp != nullptr) return mp->pp;
+  return allp_[(reinterpret_cast<std::uintptr_t>(t) / 64) % procs_].get();
+}
 
 template <class Traits>
 void basic_sched<Traits>::add_timer(timer_node* t) {
+  p* pp = timer_home(t);
+  const std::int64_t when = t->when;  // t may fire and be gone once unlocked
   bool earliest;
   {
-    std::lock_guard<std::mutex> lk(timers_mu_);
-    timers_.push(t);
-    earliest = timers_.top() == t;
-    timers_changed();
+    std::lock_guard<spinlock> lk(pp->timers_mu);
+    pp->timers.push(t);  // if it throws (allocation), t is untouched
+    t->home.store(pp, std::memory_order_release);
+    earliest = pp->timers.top() == t;
+    pp->timers_changed();
   }
-  if (!earliest) return;
+  if (earliest) timer_added(pp, when);
+}
+
+// Any thread, after a timer due at `when` became the earliest of home's
+// heap (or home went idle with timers): the sleeper must look again if it
+// sleeps past `when` (Go's wakeNetPoller). With no sleeper, a timer on an
+// idle P needs an M: start one, which runs it or becomes the sleeper. (A
+// timer on a running P is its M's: that M runs it, or becomes the sleeper
+// when it idles.)
+template <class Traits>
+void basic_sched<Traits>::timer_added(p* home, std::int64_t when) {
   bool need_m = false;
   {
     std::lock_guard<futex_mutex> lk(lock_);
-    if (timer_sleeper_ != nullptr) wake_timer_sleeper();
-    // Nobody runs and nobody sleeps on the timers (they were added from
-    // outside, or every M went idle before): start an M to watch them.
-    else need_m = npidle_.load(std::memory_order_relaxed) == static_cast<int>(procs_);
+    if (timer_sleeper_ != nullptr) {
+      if (when < sleeper_until_) wake_timer_sleeper();
+    } else {
+      need_m = home->status.load(std::memory_order_relaxed) == pstatus::idle;
+    }
   }
   if (need_m) startm(nullptr, false);
+}
+
+template <class Traits>
+bool basic_sched<Traits>::del_timer(timer_node* t) {
+  p* pp = static_cast<p*>(t->home.load(std::memory_order_acquire));
+  if (pp == nullptr) return false;  // never started
+  std::lock_guard<spinlock> lk(pp->timers_mu);
+  if (!pp->timers.remove(t)) return false;
+  pp->timers_changed();
+  return true;
+}
+
+// Any thread: Go's modtimer for a pending timer. It stays in its heap (on
+// the P that started it) and takes no other P's lock; a deadline pushed
+// back costs O(1) (timer_heap::update), one brought forward a sift up.
+template <class Traits>
+bool basic_sched<Traits>::mod_timer(timer_node* t, std::int64_t when) {
+  p* pp = static_cast<p*>(t->home.load(std::memory_order_acquire));
+  if (pp == nullptr) return false;
+  bool earlier;
+  {
+    std::lock_guard<spinlock> lk(pp->timers_mu);
+    if (t->index == timer_node::npos) return false;  // fired or firing
+    const std::int64_t top_was = pp->timers.top()->when;
+    pp->timers.update(t, when);  // pushed back: O(1), applied at the top
+    earlier = pp->timers.top() == t && when < top_was;
+    pp->timers_changed();
+  }
+  if (earlier) timer_added(pp, when);
+  return true;
 }
 
 // The destructor, every M joined: timers nobody stopped (an after() whose
@@ -2243,61 +2321,103 @@ void basic_sched<Traits>::add_timer(timer_node* t) {
 template <class Traits>
 void basic_sched<Traits>::drop_timers() {
   end_liveness();  // a timer outliving the runtime refuses reset() from now on
-  for (;;) {
-    timer_node* t;
-    {
-      std::lock_guard<std::mutex> lk(timers_mu_);
-      if (timers_.empty()) break;
-      t = timers_.pop();
-      timers_changed();
+  for (auto& up : allp_) {
+    p* pp = up.get();
+    for (;;) {
+      timer_node* t;
+      {
+        std::lock_guard<spinlock> lk(pp->timers_mu);
+        if (pp->timers.empty()) break;
+        t = pp->timers.pop();
+        pp->timers_changed();
+      }
+      if (t->drop != nullptr) t->drop(t);  // t may be gone once it returns
     }
-    if (t->drop != nullptr) t->drop(t);  // t may be gone once it returns
   }
 }
 
+// Any M with a P: runs `from`'s timers due by now (at most `budget`), each
+// without the heap's lock (its fn readies Gs onto the caller's P).
+// Returns how many ran.
 template <class Traits>
-bool basic_sched<Traits>::del_timer(timer_node* t) {
-  std::lock_guard<std::mutex> lk(timers_mu_);
-  if (!timers_.remove(t)) return false;
-  timers_changed();
-  return true;
-}
-
-// Any M: runs the timers due by now (at most `budget`), each without the
-// heap lock.
-template <class Traits>
-void basic_sched<Traits>::run_timers(std::int64_t now, std::size_t budget) {
-  for (; budget != 0; --budget) {
+std::size_t basic_sched<Traits>::run_timers(p* from, std::int64_t now, std::size_t budget) {
+  std::size_t ran = 0;
+  for (; ran != budget; ++ran) {
     timer_node* t;
     {
-      std::lock_guard<std::mutex> lk(timers_mu_);
-      t = timers_.top();
-      if (t == nullptr || t->when > now) return;
-      timers_.pop();
-      timers_changed();
+      std::lock_guard<spinlock> lk(from->timers_mu);
+      t = from->timers.settle();
+      if (t == nullptr || t->when > now) {
+        from->timers_changed();  // settle may have moved the top
+        break;
+      }
+      from->timers.pop();
+      from->timers_changed();
     }
     t->fn(t);  // may ready Gs; t may be gone once it returns
   }
+  return ran;
 }
 
-// g0 with a P. A timer fn usually readies a G onto this P's queue: fire at
-// most as many as the queue has room for, so that a burst never overflows
-// it (which would move the older half to the global queue and run those
-// Gs after younger ones); the rest fire at the next check, in order.
+// g0 with a P: its own expired timers. A timer fn usually readies a G onto
+// this P's queue: fire at most as many as the queue has room for, so that
+// a burst never overflows it (which would move the older half to the
+// global queue and run those Gs after younger ones); the rest fire at the
+// next check, in order.
 template <class Traits>
 void basic_sched<Traits>::check_timers(p* pp) {
-  if (ntimers_.load(std::memory_order_relaxed) == 0) return;
+  if (pp->ntimers.load(std::memory_order_relaxed) == 0) return;
   const std::int64_t now = this->now();
-  if (timer_earliest_.load(std::memory_order_acquire) > now) return;
+  if (pp->timer0when.load(std::memory_order_acquire) > now) return;
   const std::uint32_t used = pp->runq.size() + 1;  // + runnext
-  if (used < Traits::run_queue_capacity) run_timers(now, Traits::run_queue_capacity - used);
+  if (used < Traits::run_queue_capacity) run_timers(pp, now, Traits::run_queue_capacity - used);
 }
 
+// g0 with pp, about to give it up: every P's expired timers (pp's own
+// too: some may have expired since check_timers), onto pp's queue within
+// its room. A look at each P's timer0when; a P's lock only when one is
+// due. Returns whether any ran.
+template <class Traits>
+bool basic_sched<Traits>::run_expired_timers(p* pp) {
+  std::int64_t now = INT64_MIN;
+  bool ran = false;
+  for (std::uint32_t k = 0; k < procs_; ++k) {  // from pp on: Ms spread over the locks
+    p* p2 = allp_[(static_cast<std::uint32_t>(pp->id) + k) % procs_].get();
+    const std::int64_t w = p2->timer0when.load(std::memory_order_acquire);
+    if (w == INT64_MAX) continue;
+    if (now == INT64_MIN) now = this->now();
+    if (w > now) continue;
+    const std::uint32_t used = pp->runq.size() + 1;  // + runnext
+    if (used >= Traits::run_queue_capacity) break;
+    ran |= run_timers(p2, now, Traits::run_queue_capacity - used) != 0;
+  }
+  return ran;
+}
+
+// Any thread: the earliest deadline of all Ps' timers (INT64_MAX: none).
+template <class Traits>
+std::int64_t basic_sched<Traits>::timer_earliest() const noexcept {
+  std::int64_t w = INT64_MAX;
+  for (auto& up : allp_) w = std::min(w, up->timer0when.load(std::memory_order_acquire));
+  return w;
+}
+
+template <class Traits>
+bool basic_sched<Traits>::any_timers() const noexcept {
+  for (auto& up : allp_)
+    if (up->ntimers.load(std::memory_order_acquire) != 0) return true;
+  return false;
+}
+
+// g0, no P. The deadline is taken under sched.lock, with the M registered:
+// a timer_added before it is in the scan, one after it sees the M and
+// compares with the deadline (the invariant above).
 template <class Traits>
 bool basic_sched<Traits>::become_timer_sleeper(m* mp) {
   std::lock_guard<futex_mutex> lk(lock_);
   if (shutdown_ || timer_sleeper_ != nullptr) return false;
   timer_sleeper_ = mp;
+  sleeper_until_ = timer_earliest();
   sleeper_woken_ = false;
   sleeper_in_poll_ = netpoll_inited();
   netpoll_blocked_.store(sleeper_in_poll_, std::memory_order_relaxed);
@@ -2308,12 +2428,13 @@ bool basic_sched<Traits>::become_timer_sleeper(m* mp) {
 // netpoller when there is one (then Gs whose I/O completed go on ready).
 template <class Traits>
 void basic_sched<Traits>::timer_sleep(m* mp, glist& ready) {
-  const std::int64_t when = timer_earliest_.load(std::memory_order_acquire);
   const std::int64_t now = nanotime();
   bool in_poll;
+  std::int64_t when;
   {
     std::lock_guard<futex_mutex> lk(lock_);
     in_poll = sleeper_in_poll_;
+    when = sleeper_until_;
   }
   if constexpr (det) {
     // Every G is blocked: jump to the earliest timer instead of sleeping.

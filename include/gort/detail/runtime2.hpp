@@ -214,6 +214,10 @@ class sched_base {
   // Any thread: stop t if pending; returns whether it was (false: it has
   // fired or is firing, and its fn runs or ran).
   virtual bool del_timer(timer_node* t) = 0;
+  // Any thread: if t is pending, move it to deadline `when` where it is
+  // and return true; else (fired or firing) return false, t untouched.
+  // Never concurrent with add_timer or del_timer on the same t.
+  virtual bool mod_timer(timer_node* t, std::int64_t when) = 0;
   // Any thread: the runtime's clock in nanoseconds (CLOCK_MONOTONIC, or a
   // deterministic runtime's virtual clock). Timers and deadlines use it.
   virtual std::int64_t now() const noexcept { return nanotime(); }
@@ -325,6 +329,23 @@ struct basic_p {
   // Deterministic runtimes: Gs in the scheduler's draw bag (basic_sched::
   // simq_), so that runq_empty() sees them. Always 0 otherwise.
   std::atomic<std::uint32_t> sim_n{0};
+
+  // Timers started on this P (Go 1.14+'s per-P heaps; timers.hpp). Any M
+  // takes timers_mu to add, stop, reset or run one: the owner runs its
+  // own at every findrunnable, any M about to idle runs every P's expired
+  // ones. The two mirrors are written under timers_mu after every change
+  // (timers_changed) and read without it: ntimers by the owner's fast
+  // paths and idle scans, timer0when (the top's deadline, INT64_MAX when
+  // empty) by whoever decides whether a look under the lock is due.
+  alignas(64) spinlock timers_mu;
+  timer_heap timers;                                  // timers_mu
+  std::atomic<std::int64_t> timer0when{INT64_MAX};    // written under timers_mu
+  std::atomic<std::uint32_t> ntimers{0};              // written under timers_mu
+
+  void timers_changed() noexcept {  // timers_mu held
+    ntimers.store(static_cast<std::uint32_t>(timers.size()), std::memory_order_release);
+    timer0when.store(timers.empty() ? INT64_MAX : timers.top()->when, std::memory_order_release);
+  }
 
   // Any thread: no G queued (local queue and runnext). runnext is loaded
   // seq_cst (a plain move on x86): a spinner's re-check after its seq_cst

@@ -10,6 +10,8 @@
 //           a G that has run 10 ms without a schedule gets its preempt flag
 //           (gort has no asynchronous preemption: yield points check it);
 //           one that keeps its P for config.hog_report_ms is reported once.
+//   timers: a timer overdue by over 1 ms while a P is idle and no M sleeps
+//           until the earliest timer gets an M started for it.
 //   schedtrace: with GORT_DEBUG=schedtrace=<ms>, one line per interval.
 //   scavenge: about once a second, pooled stacks beyond the allocator's
 //           pool_limit that no G needed since the last time are returned
@@ -32,6 +34,8 @@ namespace detail {
 
 inline constexpr std::int64_t force_preempt_ns = 10'000'000;  // Go's forcePreemptNS
 inline constexpr std::int64_t scavenge_period_ns = 1'000'000'000;
+// A timer this late with no M watching it makes sysmon start one.
+inline constexpr std::int64_t timer_overdue_ns = 1'000'000;
 // Stacks released per scavenge call (a munmap or madvise each, a few us):
 // a scavenge stays well inside sysmon's 10 ms preemption tick; more waits
 // for the next round.
@@ -101,6 +105,26 @@ void basic_sched<Traits>::sysmon() {
         idle = 0;
       }
       sysmon_polling_.store(false, std::memory_order_seq_cst);
+    }
+    // A timer overdue by more than timer_overdue_ns with no M to run it:
+    // its P idle, no M asleep until it (the sleeper left to run Gs) and
+    // the Ms with a P never idle (a timer's P is the one that started it;
+    // only idling Ms run other Ps' timers). Start one: its findrunnable
+    // runs it. (Go's sysmon does this only on NetBSD, where a lost
+    // netpollBreak can strand a timer; with Ms that yield but never idle
+    // it can happen anywhere.) A timer pushed back in place can look
+    // overdue until its heap settles: one M started for nothing.
+    if (timer_earliest() < now - timer_overdue_ns) {
+      bool start;
+      {
+        std::lock_guard<futex_mutex> lk(lock_);
+        start = timer_sleeper_ == nullptr && npidle_.load(std::memory_order_relaxed) != 0 &&
+                !shutdown_;
+      }
+      if (start) {
+        startm(nullptr, false);
+        idle = 0;
+      }
     }
     if (retake(now) != 0) idle = 0;
     else ++idle;
@@ -207,7 +231,7 @@ void basic_sched<Traits>::checkdead() {
                mcount_, nmidle_, nmidlelocked_);
   if (gcount_.load(std::memory_order_acquire) == 0) return;
   if (runqsize_.load(std::memory_order_relaxed) != 0) return;  // being injected
-  if (ntimers_.load(std::memory_order_acquire) != 0) return;   // a timer may wake one
+  if (any_timers()) return;  // a timer may wake one
   if (netpoll_waiters() != 0) return;  // I/O may complete and wake one
   // Read after the waiters (seq_cst both): a G sysmon reaped is either
   // still a waiter, or on sysmon's list (flag set before the reap), or

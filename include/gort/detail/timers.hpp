@@ -1,17 +1,20 @@
-// gort/detail/timers.hpp: the runtime's timer heap.
+// gort/detail/timers.hpp: a timer heap.
 //
 // A timer is a node with a deadline (monotonic ns) and a function run by
-// whichever M finds it expired: an M with a P at the top of findrunnable, or
-// the one M that sleeps until the earliest deadline while the runtime idles
-// (proc.hpp). The function runs without the heap's lock, must not block, and
-// typically readies a G or sends on a buffered channel.
+// whichever M finds it expired (proc.hpp): the M holding the P whose heap
+// has it, at the top of its findrunnable; any M about to give up its P,
+// which first runs every P's expired timers (Go steals timers with work);
+// or an M woken by the one M that sleeps until the earliest deadline while
+// the runtime idles. The function runs without the heap's lock, must not
+// block, and typically readies a G or sends on a buffered channel.
 //
-// One heap per runtime, under one lock. Go 1.14+ keeps a heap per P and
-// steals timers with work; gort starts with the simpler shared heap
-// (docs/life-of-an-m.md, "Where gort differs", says why and what would
-// change it).
+// One heap per P, as in Go 1.14+: a timer goes to the heap of the P that
+// started it (a thread without a P picks one by the node's address) and
+// stays there until it fires or is stopped; reset moves it within that
+// heap. docs/life-of-an-m.md, "Timers", says why and what it measured.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -32,9 +35,20 @@ struct timer_node {
   // I/O deadline cannot be pending then: every G has finished).
   void (*drop)(timer_node*) = nullptr;
   std::size_t index = npos;     // position in the heap; npos: not pending
+  // A deadline pushed back while pending (timer_heap::update), not yet
+  // applied to the heap's key (when, seq): applied when t reaches the top.
+  bool later = false;
+  std::int64_t later_when = 0;
+  std::uint64_t later_seq = 0;
+  // The P whose heap holds or last held it (set by add_timer under that
+  // heap's lock; read by del_timer and mod_timer to find the lock, which
+  // the owner never calls concurrently with add_timer).
+  std::atomic<void*> home{nullptr};
 };
 
 // A binary min-heap by (when, seq). Not thread-safe: the owner locks.
+// top()->when is a lower bound of the earliest deadline; settle() makes it
+// exact (update).
 class timer_heap {
  public:
   bool empty() const noexcept { return h_.empty(); }
@@ -43,6 +57,7 @@ class timer_heap {
 
   void push(timer_node* t) {
     h_.push_back(t);  // first: if it throws, t is left untouched
+    t->later = false;
     t->seq = seq_++;
     t->index = h_.size() - 1;
     up(t->index);
@@ -58,11 +73,42 @@ class timer_heap {
     }
     h_.pop_back();
     t->index = timer_node::npos;
+    t->later = false;
     if (i != last) {
       up(i);
       down(i);
     }
     return true;
+  }
+  // t is pending here: its deadline becomes `when`, and its FIFO rank
+  // among equal deadlines that of a timer started now. Earlier: t moves up
+  // at once. Later (a reset pushing a deadline back, the common case): only
+  // noted, and t sinks once it reaches the top (settle), as Go's
+  // timerModifiedLater does; the key left in the heap is an early bound,
+  // which at worst makes an M look under the lock too soon.
+  void update(timer_node* t, std::int64_t when) noexcept {
+    if (when < t->when) {
+      t->later = false;
+      t->when = when;
+      t->seq = seq_++;
+      up(t->index);
+    } else {
+      t->later = true;
+      t->later_when = when;
+      t->later_seq = seq_++;
+    }
+  }
+  // The top once every pushed-back deadline that reached it is applied:
+  // the pending timer due first, with its true deadline in `when`.
+  timer_node* settle() noexcept {
+    while (!h_.empty() && h_.front()->later) {
+      timer_node* t = h_.front();
+      t->later = false;
+      t->when = t->later_when;
+      t->seq = t->later_seq;
+      down(0);
+    }
+    return top();
   }
   timer_node* pop() noexcept {
     timer_node* t = h_.front();
