@@ -965,23 +965,40 @@ class uring_poller final : public netpoller_base {
     if (o->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) gp->sched->goready(gp);
   }
 
+  // One reaper per ring at a time; a caller that finds the ring taken
+  // returns at once and leaves what it would have found to the holder.
+  // So the holder looks again after letting go: a CQE posted after its
+  // last peek would otherwise stay in the ring with its eventfd signal
+  // already drained by the sleeper (whose own reap found the ring taken),
+  // and its G would never be woken (seen under TSan: net_test hung with
+  // every M idle and the sleeper in ppoll).
   void reap(ring& rg, glist& out) {
-    // exchange-acquire / store-release: the CQ head is ours in between.
-    if (rg.reaping.load(std::memory_order_relaxed) ||
-        rg.reaping.exchange(true, std::memory_order_acquire))
-      return;
-    io_uring_cqe* cqes[64];
     for (;;) {
-      const unsigned n = io_uring_peek_batch_cqe(&rg.r, cqes, 64);
-      if (n == 0) break;
-      for (unsigned i = 0; i < n; ++i) {
-        const std::uint64_t ud = io_uring_cqe_get_data64(cqes[i]);
-        if (ud & 1u) complete_ms(reinterpret_cast<mshot*>(ud & ~std::uint64_t{1}), cqes[i], rg, out);
-        else complete(reinterpret_cast<op*>(ud), cqes[i]->res, out);
+      // exchange-acquire / store-release: the CQ head is ours in between.
+      if (rg.reaping.load(std::memory_order_relaxed) ||
+          rg.reaping.exchange(true, std::memory_order_acquire))
+        return;
+      io_uring_cqe* cqes[64];
+      for (;;) {
+        const unsigned n = io_uring_peek_batch_cqe(&rg.r, cqes, 64);
+        if (n == 0) break;
+        for (unsigned i = 0; i < n; ++i) {
+          const std::uint64_t ud = io_uring_cqe_get_data64(cqes[i]);
+          if (ud & 1u) complete_ms(reinterpret_cast<mshot*>(ud & ~std::uint64_t{1}), cqes[i], rg, out);
+          else complete(reinterpret_cast<op*>(ud), cqes[i]->res, out);
+        }
+        io_uring_cq_advance(&rg.r, n);
       }
-      io_uring_cq_advance(&rg.r, n);
+      const unsigned head = *rg.r.cq.khead;  // last written by us, while we hold the flag
+      rg.reaping.store(false, std::memory_order_release);
+      // StoreLoad: the release above, then the CQ tail (the kernel's; the
+      // head may be the next holder's by now, so compare with ours). A
+      // reaper that found the flag set did so before our store; whatever
+      // was posted before this load we see now, and whatever comes after
+      // it finds the flag clear (and signals the eventfd).
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (io_uring_smp_load_acquire(rg.r.cq.ktail) == head) return;
     }
-    rg.reaping.store(false, std::memory_order_release);
   }
 
   void complete(op* o, std::int32_t res, glist& out) {

@@ -2265,10 +2265,12 @@ void basic_sched<Traits>::add_timer(timer_node* t) {
 
 // Any thread, after a timer due at `when` became the earliest of home's
 // heap (or home went idle with timers): the sleeper must look again if it
-// sleeps past `when` (Go's wakeNetPoller). With no sleeper, a timer on an
-// idle P needs an M: start one, which runs it or becomes the sleeper. (A
-// timer on a running P is its M's: that M runs it, or becomes the sleeper
-// when it idles.)
+// sleeps past `when` (Go's wakeNetPoller). With no sleeper, a timer on a
+// P that no M runs (idle, or its M in a blocking call) needs one: start
+// an M for an idle P, which runs it or becomes the sleeper. (A timer on a
+// running P is its M's: that M runs it, or becomes the sleeper when it
+// idles.) With no idle P either, sysmon's retake counts the timer as work
+// of a P in a blocking call.
 template <class Traits>
 void basic_sched<Traits>::timer_added(p* home, std::int64_t when) {
   bool need_m = false;
@@ -2277,7 +2279,7 @@ void basic_sched<Traits>::timer_added(p* home, std::int64_t when) {
     if (timer_sleeper_ != nullptr) {
       if (when < sleeper_until_) wake_timer_sleeper();
     } else {
-      need_m = home->status.load(std::memory_order_relaxed) == pstatus::idle;
+      need_m = home->status.load(std::memory_order_relaxed) != pstatus::running;
     }
   }
   if (need_m) startm(nullptr, false);

@@ -176,9 +176,10 @@ std::uint32_t basic_sched<Traits>::retake(std::int64_t now) {
       pd.syscallwhen = now;
       continue;
     }
-    // Leave it alone if it has no work, others can take new work, and it
-    // has not been in the call for 10 ms.
-    if (pp->runq_empty() &&
+    // Leave it alone if it has no work (no G queued, no timer due: its
+    // timers have no other M), others can take new work, and it has not
+    // been in the call for 10 ms.
+    if (pp->runq_empty() && pp->timer0when.load(std::memory_order_acquire) > now &&
         nmspinning_.load(std::memory_order_relaxed) + npidle_.load(std::memory_order_relaxed) > 0 &&
         pd.syscallwhen + force_preempt_ns > now)
       continue;
