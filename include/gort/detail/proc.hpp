@@ -2225,7 +2225,10 @@ bool basic_sched<Traits>::exitsyscall0(m* mp, g_base* gp) {
 // will go through findrunnable's idle path, which runs it or sleeps so.
 // Kept by become_timer_sleeper (the deadline computed under sched.lock)
 // and timer_added (under sched.lock: a timer earlier than that deadline
-// wakes the sleeper; with no sleeper, a timer on an idle P starts an M).
+// wakes the sleeper; with no sleeper, a timer on a P that no M runs, idle
+// or in a blocking call, starts an M for an idle P). With no idle P, the
+// Ms with a P run their own timers, and sysmon's retake takes a P in a
+// blocking call once one of its timers is due.
 
 // Any thread: the M of this runtime the caller runs on (a running G's, or
 // an M's own on g0: timers, unlockf), or null.
