@@ -383,7 +383,7 @@ class basic_sched final : public sched_base {
   // snapshot.
   bool work_beyond_local(const p* pp) const noexcept {
     return runqsize_.load(std::memory_order_relaxed) != 0 ||
-           pp->ntimers.load(std::memory_order_relaxed) != 0 || netpoll_waiters() != 0;
+           pp->timer0when.load(std::memory_order_relaxed) != INT64_MAX || netpoll_waiters() != 0;
   }
   void after_switch(g_base* self);
   void dropg(m* mp);
@@ -419,11 +419,10 @@ class basic_sched final : public sched_base {
   m* this_m(g_base* cur) const noexcept;
   p* timer_home(const timer_node* t) const noexcept;
   void timer_added(p* home, std::int64_t when);
-  std::size_t run_timers(p* from, std::int64_t now, std::size_t budget);
+  std::size_t run_timers(p* onto, p* from, std::int64_t now);
   void check_timers(p* pp);
   bool run_expired_timers(p* pp);
   std::int64_t timer_earliest() const noexcept;
-  bool any_timers() const noexcept;
   bool become_timer_sleeper(m* mp);
   void timer_sleep(m* mp, glist& ready);
   void wake_timer_sleeper();  // lock
@@ -1593,7 +1592,7 @@ top:
   // M) sleeps until the earliest timer, in the netpoller once there is one;
   // an earlier timer, new I/O completions or shutdown wake it (invariant 6).
   for (;;) {
-    if ((any_timers() || netpoll_waiters() != 0) && become_timer_sleeper(mp)) {
+    if ((timer_earliest() != INT64_MAX || netpoll_waiters() != 0) && become_timer_sleeper(mp)) {
       glist ready;
       timer_sleep(mp, ready);
       p* pp2 = nullptr;
@@ -1756,8 +1755,8 @@ void basic_sched<Traits>::handoffp(p* pp) {
   }
   // Its timers have no M now: the sleeper's deadline covers them, or one
   // is started to become the sleeper (Go's handoffp: wakeNetPoller).
-  if (pp->ntimers.load(std::memory_order_acquire) != 0)
-    timer_added(pp, pp->timer0when.load(std::memory_order_acquire));
+  if (const std::int64_t w = pp->timer0when.load(std::memory_order_acquire); w != INT64_MAX)
+    timer_added(pp, w);
 }
 
 template <class Traits>
@@ -2341,11 +2340,16 @@ void basic_sched<Traits>::drop_timers() {
   }
 }
 
-// Any M with a P: runs `from`'s timers due by now (at most `budget`), each
-// without the heap's lock (its fn readies Gs onto the caller's P).
+// g0 with `onto`: runs `from`'s timers due by now, each without the heap's
+// lock. A timer fn usually readies a G onto this M's P, `onto`: fire at
+// most as many as its queue has room for, so that a burst never overflows
+// it (which would move the older half to the global queue and run those
+// Gs after younger ones); the rest fire at the next look, in order.
 // Returns how many ran.
 template <class Traits>
-std::size_t basic_sched<Traits>::run_timers(p* from, std::int64_t now, std::size_t budget) {
+std::size_t basic_sched<Traits>::run_timers(p* onto, p* from, std::int64_t now) {
+  const std::uint32_t used = onto->runq.size() + 1;  // + runnext
+  const std::size_t budget = used < Traits::run_queue_capacity ? Traits::run_queue_capacity - used : 0;
   std::size_t ran = 0;
   for (; ran != budget; ++ran) {
     timer_node* t;
@@ -2364,18 +2368,13 @@ std::size_t basic_sched<Traits>::run_timers(p* from, std::int64_t now, std::size
   return ran;
 }
 
-// g0 with a P: its own expired timers. A timer fn usually readies a G onto
-// this P's queue: fire at most as many as the queue has room for, so that
-// a burst never overflows it (which would move the older half to the
-// global queue and run those Gs after younger ones); the rest fire at the
-// next check, in order.
+// g0 with a P: its own expired timers.
 template <class Traits>
 void basic_sched<Traits>::check_timers(p* pp) {
-  if (pp->ntimers.load(std::memory_order_relaxed) == 0) return;
+  const std::int64_t w = pp->timer0when.load(std::memory_order_acquire);
+  if (w == INT64_MAX) return;  // no timer: no clock read
   const std::int64_t now = this->now();
-  if (pp->timer0when.load(std::memory_order_acquire) > now) return;
-  const std::uint32_t used = pp->runq.size() + 1;  // + runnext
-  if (used < Traits::run_queue_capacity) run_timers(pp, now, Traits::run_queue_capacity - used);
+  if (w <= now) run_timers(pp, pp, now);
 }
 
 // g0 with pp, about to give it up: every P's expired timers (pp's own
@@ -2392,9 +2391,7 @@ bool basic_sched<Traits>::run_expired_timers(p* pp) {
     if (w == INT64_MAX) continue;
     if (now == INT64_MIN) now = this->now();
     if (w > now) continue;
-    const std::uint32_t used = pp->runq.size() + 1;  // + runnext
-    if (used >= Traits::run_queue_capacity) break;
-    ran |= run_timers(p2, now, Traits::run_queue_capacity - used) != 0;
+    ran |= run_timers(pp, p2, now) != 0;
   }
   return ran;
 }
@@ -2405,13 +2402,6 @@ std::int64_t basic_sched<Traits>::timer_earliest() const noexcept {
   std::int64_t w = INT64_MAX;
   for (auto& up : allp_) w = std::min(w, up->timer0when.load(std::memory_order_acquire));
   return w;
-}
-
-template <class Traits>
-bool basic_sched<Traits>::any_timers() const noexcept {
-  for (auto& up : allp_)
-    if (up->ntimers.load(std::memory_order_acquire) != 0) return true;
-  return false;
 }
 
 // g0, no P. The deadline is taken under sched.lock, with the M registered:

@@ -333,17 +333,14 @@ struct basic_p {
   // Timers started on this P (Go 1.14+'s per-P heaps; timers.hpp). Any M
   // takes timers_mu to add, stop, reset or run one: the owner runs its
   // own at every findrunnable, any M about to idle runs every P's expired
-  // ones. The two mirrors are written under timers_mu after every change
-  // (timers_changed) and read without it: ntimers by the owner's fast
-  // paths and idle scans, timer0when (the top's deadline, INT64_MAX when
-  // empty) by whoever decides whether a look under the lock is due.
+  // ones. timer0when mirrors the top's deadline (INT64_MAX: no timer),
+  // written under timers_mu after every change (timers_changed) and read
+  // without it by whoever decides whether a look under the lock is due.
   alignas(64) spinlock timers_mu;
   timer_heap timers;                                  // timers_mu
   std::atomic<std::int64_t> timer0when{INT64_MAX};    // written under timers_mu
-  std::atomic<std::uint32_t> ntimers{0};              // written under timers_mu
 
   void timers_changed() noexcept {  // timers_mu held
-    ntimers.store(static_cast<std::uint32_t>(timers.size()), std::memory_order_release);
     timer0when.store(timers.empty() ? INT64_MAX : timers.top()->when, std::memory_order_release);
   }
 

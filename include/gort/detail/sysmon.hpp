@@ -232,7 +232,7 @@ void basic_sched<Traits>::checkdead() {
                mcount_, nmidle_, nmidlelocked_);
   if (gcount_.load(std::memory_order_acquire) == 0) return;
   if (runqsize_.load(std::memory_order_relaxed) != 0) return;  // being injected
-  if (any_timers()) return;  // a timer may wake one
+  if (timer_earliest() != INT64_MAX) return;  // a timer may wake one
   if (netpoll_waiters() != 0) return;  // I/O may complete and wake one
   // Read after the waiters (seq_cst both): a G sysmon reaped is either
   // still a waiter, or on sysmon's list (flag set before the reap), or
