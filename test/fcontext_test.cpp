@@ -7,6 +7,7 @@
 #include <cfenv>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -94,6 +95,49 @@ TEST_CASE("callee-saved registers survive switches in both directions",
   c.resume();
   CHECK(c.done());
   CHECK(inside == 0);
+}
+
+namespace {
+
+// The same check on the bare switch, for each of its four flavours (FP
+// control words kept or not, resumed by jmp or by ret): two contexts take
+// turns calling callee_saved_survive and switching away from inside it.
+template <bool FP, gort::detail::resume_by R>
+struct raw_flavour {
+  static inline void* other = nullptr;         // the context to switch to
+  static inline std::uint64_t inside = ~0ull;  // the fresh context's verdict
+
+  static void thunk(void*) { other = gort::detail::jump<FP, R>(other, nullptr).fctx; }
+  static void entry(gort::detail::transfer t) noexcept {
+    other = t.fctx;
+    inside = callee_saved_survive(&thunk, nullptr, 0x3333000000000000ull);
+    gort::detail::jump<FP, R>(other, nullptr);  // back for good; never resumed
+    std::abort();
+  }
+  static void run() {
+    gort::stack_allocator alloc;
+    gort::stack s = alloc.allocate(kStack);
+    other = gort::detail::make_fcontext(s.hi, &entry);
+    inside = ~0ull;
+    // Switch in; the fresh context switches back from inside its own check.
+    const std::uint64_t outside = callee_saved_survive(&thunk, nullptr, 0x4444000000000000ull);
+    CHECK(outside == 0);
+    // Switch in again: its check completes, then it switches back.
+    gort::detail::jump<FP, R>(other, nullptr);
+    CHECK(inside == 0);
+    alloc.deallocate(s);  // abandoned at its last switch; nothing to unwind
+  }
+};
+
+}  // namespace
+
+TEST_CASE("callee-saved registers survive every flavour of the bare switch",
+          "[fcontext]") {
+  using gort::detail::resume_by;
+  SECTION("FP kept, jmp") { raw_flavour<true, resume_by::jmp>::run(); }
+  SECTION("FP kept, ret") { raw_flavour<true, resume_by::ret>::run(); }
+  SECTION("nofp, jmp") { raw_flavour<false, resume_by::jmp>::run(); }
+  SECTION("nofp, ret") { raw_flavour<false, resume_by::ret>::run(); }
 }
 
 TEST_CASE("floating-point values survive a switch", "[fcontext]") {
