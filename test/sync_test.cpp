@@ -5,7 +5,9 @@
 #include <mutex>
 #include <shared_mutex>
 #include <stop_token>
+#include <system_error>
 #include <thread>
+#include <tuple>
 
 #include <gort/gort.hpp>
 
@@ -72,6 +74,51 @@ TEST_CASE("mutex: a starved waiter gets the lock handed over", "[sync]") {
     return true;
   });
   CHECK(got);
+}
+
+TEST_CASE("mutex: spins only while its holder may be running (Go's canSpin)", "[sync]") {
+  using gort::detail::can_spin;
+  SECTION("one P: never (the holder cannot run while we spin)") {
+    gort::runtime rt(gort::config{.procs = 1});
+    CHECK_FALSE(rt.run([] { return can_spin(0); }));
+  }
+  SECTION("two Ps, a G running on the other: a few rounds, none with Gs queued here") {
+    gort::runtime rt(gort::config{.procs = 2});
+    const auto [first, last, queued] = rt.run([] {
+      std::atomic<bool> started{false}, stop{false};
+      gort::wait_group wg;
+      wg.add(1);
+      // This G never yields until it is done, so the spinner can only run
+      // on the other P.
+      gort::go([&] {
+        started.store(true);
+        while (!stop.load()) __builtin_ia32_pause();
+        wg.done();
+      });
+      while (!started.load()) __builtin_ia32_pause();
+      const bool first = can_spin(0);
+      const bool last = can_spin(gort::detail::active_spin);
+      gort::go([] {});  // queued on this P: better to park and run it
+      const bool queued = can_spin(0);
+      stop.store(true);
+      wg.wait();
+      return std::tuple{first, last, queued};
+    });
+    if (gort::detail::online_cpus() > 1) CHECK(first);  // one CPU: never
+    CHECK_FALSE(last);
+    CHECK_FALSE(queued);
+  }
+  SECTION("two Ps, the other idle: never (no G runs to unlock)") {
+    gort::runtime rt(gort::config{.procs = 2});
+    const bool spun = rt.run([&rt] {
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (rt.stats().ps_idle != 1 && std::chrono::steady_clock::now() < deadline)
+        __builtin_ia32_pause();
+      REQUIRE(rt.stats().ps_idle == 1);
+      return can_spin(0);
+    });
+    CHECK_FALSE(spun);
+  }
 }
 
 TEST_CASE("shared_mutex: readers share, writers exclude", "[sync]") {
@@ -171,6 +218,30 @@ TEST_CASE("condition_variable: a stop token ends the wait", "[sync]") {
   });
 }
 
+TEST_CASE("condition_variable: a wait without the lock held throws before waiting", "[sync]") {
+  gort::runtime rt(gort::config{.procs = 1});
+  rt.run([] {
+    gort::mutex mu;
+    gort::condition_variable cv;
+    std::unique_lock<gort::mutex> lk(mu, std::defer_lock);
+    CHECK_THROWS_AS(cv.wait(lk), std::system_error);
+    std::stop_source src;
+    CHECK_THROWS_AS(cv.wait(lk, src.get_token(), [] { return false; }), std::system_error);
+    // Nothing was left queued: a notify finds no waiter, and a real wait
+    // still works.
+    cv.notify_all();
+    bool ready = false;
+    gort::go([&] {
+      std::lock_guard<gort::mutex> g(mu);
+      ready = true;
+      cv.notify_one();
+    });
+    lk.lock();
+    cv.wait(lk, [&] { return ready; });
+    CHECK(ready);
+  });
+}
+
 TEST_CASE("wait_group: 10k Gs; a negative counter throws", "[sync]") {
   const unsigned procs = procs_param();
   std::atomic<int> ran{0};
@@ -256,6 +327,42 @@ TEST_CASE("semaphore: never more holders than permits", "[sync]") {
   CHECK(max_holders <= 3);
   CHECK(max_holders >= 1);
   CHECK_THROWS_AS(gort::semaphore(-1), std::invalid_argument);
+  CHECK_THROWS_AS(gort::semaphore(gort::semaphore::max() + 1), std::invalid_argument);
+}
+
+TEST_CASE("semaphore: release(n) serves the waiters first, then stores the rest", "[sync]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([] {
+    gort::semaphore sem(0);
+    gort::wait_group done;
+    std::atomic<int> got{0};
+    const int waiters = 5;
+    for (int i = 0; i < waiters; ++i) {
+      done.add(1);
+      gort::go([&] {
+        sem.acquire();
+        got.fetch_add(1);
+        done.done();
+      });
+    }
+    // Let all five park: each finds no permit. (Yielding until they have
+    // run is enough on one P; on more, they may still be on their way,
+    // which the check below tolerates: a late one takes a stored permit.)
+    for (int i = 0; i < 10; ++i) gort::yield();
+    sem.release(7);  // five go to the waiters (or are taken), two remain
+    done.wait();
+    CHECK(got.load() == waiters);
+    CHECK(sem.available() == 2);
+    CHECK(sem.try_acquire());
+    CHECK(sem.try_acquire());
+    CHECK_FALSE(sem.try_acquire());
+    sem.release(gort::semaphore::max());
+    CHECK(sem.available() == gort::semaphore::max());
+    CHECK_THROWS_AS(sem.release(1), std::overflow_error);
+    CHECK(sem.available() == gort::semaphore::max());
+    CHECK_THROWS_AS(sem.release(-1), std::invalid_argument);
+  });
 }
 
 // A wait_group or mutex may be destroyed as soon as wait() / the last
@@ -290,6 +397,15 @@ TEST_CASE("wait_group and mutex: freed right after wait() / unlock()", "[sync]")
       mu->lock();
       mu->unlock();
       delete mu;
+    }
+    // The "done" idiom: a worker's release() may still be inside the
+    // semaphore when the acquirer returns and frees it (ASan catches a
+    // write after the permit is visible).
+    for (int i = 0; i < scale(20000); ++i) {
+      auto* done = new gort::semaphore(0);
+      gort::go([done] { done->release(); });
+      done->acquire();
+      delete done;
     }
   });
 }

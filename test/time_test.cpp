@@ -161,6 +161,27 @@ TEST_CASE("after() receives once; timer stop/reset keep Go's promises", "[time]"
   });
 }
 
+TEST_CASE("a timer whose channel its owner closed fires into nothing", "[time]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([] {
+    auto a = gort::after(1ms);
+    a->close();
+    gort::timer t(1ms);
+    t.c().close();
+    gort::ticker tk(1ms);
+    tk.c().close();
+    // Same G, no park in between: all four sit in one P's heap, which fires
+    // in deadline order, so once the probe has fired the others have too.
+    auto probe = gort::after(5ms);
+    CHECK(probe->recv().has_value());
+    CHECK(a->recv() == std::nullopt);  // closed and empty: nothing was sent
+    CHECK(t.c().recv() == std::nullopt);
+    CHECK_FALSE(t.stop());  // it fired
+    tk.stop();
+  });
+}
+
 TEST_CASE("a reset that pushes a pending deadline back keeps it from firing early", "[time]") {
   // A deadline pushed back stays in the heap under its old key until it
   // reaches the top (timer_heap::update); it must then sink, not fire.

@@ -71,6 +71,12 @@ inline bool cancel_waiter(spinlock& l, waitq& q, waiter& w) {
 template <class T>
 class chan : private detail::chan_base {
   static_assert(std::is_move_constructible_v<T>, "gort::chan<T>: T must be move-constructible");
+  // A value moves into a receiver's slot or the buffer with the channel
+  // locked and its partner G already taken off its queue: a throw there
+  // could be neither undone nor reported to the partner.
+  static_assert(std::is_nothrow_move_constructible_v<T>,
+                "gort::chan<T>: T's move constructor must not throw (declare it noexcept, "
+                "or send a std::unique_ptr<T>)");
 
  public:
   using value_type = T;

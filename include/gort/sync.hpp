@@ -18,6 +18,8 @@
 #include <mutex>
 #include <stdexcept>
 #include <stop_token>
+#include <string>
+#include <system_error>
 #include <utility>
 
 #include "chan.hpp"
@@ -71,8 +73,9 @@ class mutex {
         if (state_.compare_exchange_weak(s, s | locked, std::memory_order_acquire)) return;
         continue;
       }
-      if (spin < 4 && (s & starving) == 0) {  // brief active spin, as Go does
-        for (int k = 0; k < 30; ++k) __builtin_ia32_pause();
+      // A brief active spin, as Go's, while the holder may be running.
+      if ((s & starving) == 0 && detail::can_spin(spin)) {
+        for (int k = 0; k < detail::active_spin_cnt; ++k) __builtin_ia32_pause();
         continue;
       }
       q_lock_.lock();
@@ -235,7 +238,10 @@ class shared_mutex {
 // in the sense the standard allows; use the predicate overloads.
 class condition_variable {
  public:
+  // Throws std::system_error (operation_not_permitted) if lk does not hold
+  // its mutex, before waiting (std::condition_variable leaves it undefined).
   void wait(std::unique_lock<mutex>& lk) {
+    check_owns(lk);
     detail::waiter w;
     q_lock_.lock();
     q_.push_back(&w);
@@ -251,6 +257,7 @@ class condition_variable {
   // predicate's value).
   template <class Pred>
   bool wait(std::unique_lock<mutex>& lk, std::stop_token st, Pred pred) {
+    check_owns(lk);
     while (!pred()) {
       if (st.stop_requested()) return pred();
       detail::waiter w;
@@ -290,6 +297,11 @@ class condition_variable {
   }
 
  private:
+  static void check_owns(const std::unique_lock<mutex>& lk) {
+    if (!lk.owns_lock())
+      throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
+                              "gort::condition_variable::wait: the unique_lock does not hold its mutex");
+  }
   detail::spinlock q_lock_;
   detail::waitq q_;  // q_lock_
 };
@@ -391,21 +403,49 @@ class once {
 };
 
 // A counting semaphore. release() hands permits to waiters in FIFO order.
+//
+// State: one word, permits in the high half and parked waiters in the low
+// half, so that release() can publish permits and learn that nobody waits
+// in a single atomic step. That step must be release()'s last touch of the
+// semaphore: the moment a permit is visible, an acquirer may take it on
+// the fast path, return and destroy the semaphore (the "done" idiom: a
+// semaphore on the waiter's stack, released once by a worker). Publishing
+// under q_lock_ and unlocking after it would write to freed memory (glibc's
+// sem_post had that bug). Invariants:
+//   - waiters(state_) == q_.size(), both changed only under q_lock_.
+//   - release() adds permits only while waiters == 0 (one CAS); with
+//     waiters it takes q_lock_ and hands permits to them directly. The
+//     waiters it serves are still blocked until it wakes them, after its
+//     last touch of the semaphore, so it outlives that unlock.
+//   - an acquirer announces itself (waiters + 1) under q_lock_ in the same
+//     CAS that finds no permit, so a release() either sees it and serves it
+//     or published its permits before and the acquirer takes one.
 class semaphore {
  public:
-  explicit semaphore(std::int64_t initial) : count_(initial) {
+  // The most permits a semaphore holds at once.
+  static constexpr std::int64_t max() noexcept { return 0xffffffff; }
+
+  // Throws std::invalid_argument if initial is negative or above max().
+  explicit semaphore(std::int64_t initial) {
     if (initial < 0) throw std::invalid_argument("gort: semaphore count must not be negative");
+    if (initial > max())
+      throw std::invalid_argument("gort: semaphore count " + std::to_string(initial) +
+                                  " is above semaphore::max() (" + std::to_string(max()) + ")");
+    state_.store(static_cast<std::uint64_t>(initial) << 32, std::memory_order_relaxed);
   }
   void acquire() {
-    std::int64_t c = count_.load(std::memory_order_relaxed);
-    while (c > 0)
-      if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire)) return;
+    if (try_acquire()) return;
     q_lock_.lock();
-    c = count_.load(std::memory_order_relaxed);
-    while (c > 0) {
-      if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire)) {
-        q_lock_.unlock();
-        return;
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      const bool take = permits(s) > 0;
+      if (state_.compare_exchange_weak(s, take ? s - one_permit : s + one_waiter,
+                                       std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        if (take) {
+          q_lock_.unlock();
+          return;
+        }
+        break;
       }
     }
     detail::waiter w;
@@ -413,34 +453,70 @@ class semaphore {
     detail::block(w, q_lock_, "semaphore acquire");  // woken owning a permit
   }
   bool try_acquire() {
-    std::int64_t c = count_.load(std::memory_order_relaxed);
-    while (c > 0)
-      if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire)) return true;
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    while (permits(s) > 0)
+      if (state_.compare_exchange_weak(s, s - one_permit, std::memory_order_acquire,
+                                       std::memory_order_relaxed))
+        return true;
     return false;
   }
+  // Throws std::invalid_argument if n is negative, std::overflow_error if
+  // the permits left after serving the waiters would exceed max() (the
+  // waiters served get theirs; the rest are not added).
   void release(std::int64_t n = 1) {
     if (n < 0) throw std::invalid_argument("gort: semaphore release count must not be negative");
-    detail::waiter* list = nullptr;
-    q_lock_.lock();
-    while (n > 0) {
-      detail::waiter* w = q_.pop_front();
-      if (w == nullptr) break;
-      w->next = list;  // a permit goes straight to the waiter
-      list = w;
-      --n;
+    if (n == 0) return;
+    detail::waiter* list = nullptr;  // served; woken after the last touch of *this
+    for (;;) {
+      std::uint64_t s = state_.load(std::memory_order_relaxed);
+      while (waiters(s) == 0) {
+        if (n > max() - permits(s)) {
+          wake_all(list);
+          throw std::overflow_error("gort: semaphore release would exceed semaphore::max() (" +
+                                    std::to_string(max()) + ") permits");
+        }
+        if (state_.compare_exchange_weak(s, s + (static_cast<std::uint64_t>(n) << 32),
+                                         std::memory_order_release, std::memory_order_relaxed)) {
+          wake_all(list);  // the CAS was the last touch
+          return;
+        }
+      }
+      q_lock_.lock();
+      while (n > 0) {
+        detail::waiter* w = q_.pop_front();
+        if (w == nullptr) break;
+        state_.fetch_sub(one_waiter, std::memory_order_relaxed);  // q_lock_ orders it
+        w->next = list;  // a permit goes straight to the waiter
+        list = w;
+        --n;
+      }
+      q_lock_.unlock();  // the waiters in `list` keep *this alive
+      if (n == 0) break;
+      // Permits left and nobody queued as of the unlock: publish them, or
+      // serve whoever queued since.
     }
-    if (n > 0) count_.fetch_add(n, std::memory_order_release);
-    q_lock_.unlock();
+    wake_all(list);
+  }
+  std::int64_t available() const noexcept {
+    return static_cast<std::int64_t>(permits(state_.load(std::memory_order_acquire)));
+  }
+
+ private:
+  static constexpr std::uint64_t one_waiter = 1;
+  static constexpr std::uint64_t one_permit = std::uint64_t{1} << 32;
+  static constexpr std::int64_t permits(std::uint64_t s) noexcept {
+    return static_cast<std::int64_t>(s >> 32);
+  }
+  static constexpr std::uint64_t waiters(std::uint64_t s) noexcept { return s & 0xffffffff; }
+  static void wake_all(detail::waiter* list) {
     while (list != nullptr) {
       detail::waiter* w = list;
-      list = w->next;
+      list = w->next;  // before the wake: w lives on the waiter's stack
       detail::wake(w);
     }
   }
-  std::int64_t available() const noexcept { return count_.load(std::memory_order_acquire); }
 
- private:
-  std::atomic<std::int64_t> count_;
+  std::atomic<std::uint64_t> state_{0};
   detail::spinlock q_lock_;
   detail::waitq q_;  // q_lock_
 };

@@ -271,7 +271,12 @@ class timer {
         s->self.reset();
       }
     }
-    s->ch.try_send(detail::from_nanotime(s->sched->now()));  // full: the tick is dropped, as in Go
+    // Full: the tick is dropped, as in Go. Closed by its owner (Go's timer
+    // channels cannot be closed; gort's can): nobody is left to deliver to.
+    try {
+      s->ch.try_send(detail::from_nanotime(s->sched->now()));
+    } catch (const channel_closed&) {
+    }
   }
 
   // The runtime ended with the timer pending (timer_node::drop): no M is
@@ -330,7 +335,10 @@ std::shared_ptr<chan<clock::time_point>> after(std::chrono::duration<Rep, Period
   h->when = detail::to_nanotime(now() + std::chrono::duration_cast<clock::duration>(d));
   h->fn = [](detail::timer_node* t) {
     std::shared_ptr<holder> keep = std::move(static_cast<holder*>(t)->self);
-    keep->ch.try_send(detail::from_nanotime(keep->sched->now()));
+    try {
+      keep->ch.try_send(detail::from_nanotime(keep->sched->now()));
+    } catch (const channel_closed&) {  // closed by its owner: nothing to deliver
+    }
   };
   h->drop = [](detail::timer_node* t) {
     std::shared_ptr<holder> keep = std::move(static_cast<holder*>(t)->self);

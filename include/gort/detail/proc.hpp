@@ -113,13 +113,9 @@ struct runtime_stats {
 
 namespace detail {
 
-inline unsigned default_procs() {
-  if (const char* env = std::getenv("GORT_PROCS")) {
-    char* end = nullptr;
-    const long v = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && v > 0 && v <= 4096) return static_cast<unsigned>(v);
-    std::fprintf(stderr, "gort: ignoring GORT_PROCS=%s (want an integer in 1..4096)\n", env);
-  }
+// The CPUs this process may run on (its affinity mask), at least 1 (Go's
+// ncpu).
+inline unsigned online_cpus() noexcept {
   cpu_set_t set;
   if (::sched_getaffinity(0, sizeof set, &set) == 0) {
     const int n = CPU_COUNT(&set);
@@ -127,6 +123,16 @@ inline unsigned default_procs() {
   }
   const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? static_cast<unsigned>(n) : 1u;
+}
+
+inline unsigned default_procs() {
+  if (const char* env = std::getenv("GORT_PROCS")) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0 && v <= 4096) return static_cast<unsigned>(v);
+    std::fprintf(stderr, "gort: ignoring GORT_PROCS=%s (want an integer in 1..4096)\n", env);
+  }
+  return online_cpus();
 }
 
 // GORT_DEBUG=schedtrace=<ms>[,...]
@@ -275,6 +281,7 @@ class basic_sched final : public sched_base {
     if constexpr (det) return vclock_.load(std::memory_order_acquire);
     else return nanotime();
   }
+  bool can_spin() const noexcept override;
   // Deterministic runtimes: what to do instead of aborting on a deadlock
   // (called with the report, on g0, under sched.lock) and with an
   // exception that escapes a G. Set before the first G runs.
@@ -439,6 +446,7 @@ class basic_sched final : public sched_base {
   // ---- state (Go's sched) ----
   const config cfg_;
   const unsigned procs_;
+  const unsigned ncpu_ = online_cpus();
   std::vector<std::unique_ptr<p>> allp_;  // fixed after construction
   std::vector<std::uint32_t> coprimes_;   // steal orders (Go's randomOrder)
   // Stacks beyond pool_limit stay pooled until sysmon's scavenge finds
@@ -2238,6 +2246,23 @@ typename basic_sched<Traits>::m* basic_sched<Traits>::this_m(g_base* cur) const 
                                                                    : nullptr;
   auto* m0 = static_cast<m*>(tls_m);
   return m0 != nullptr && m0->owner == this ? m0 : nullptr;
+}
+
+// Current G: Go's sync_runtime_canSpin. Spinning for a lock pays only while
+// its holder may be running on another P and this P has nothing better to
+// do: not with one CPU or one P (a deterministic runtime has one), not
+// when every other P is idle or spinning (no G runs anywhere, so none will
+// unlock soon), and not while this P has Gs queued (park and run them).
+// Unsynchronised reads: a stale answer costs one spin round or one early
+// park, never correctness.
+template <class Traits>
+bool basic_sched<Traits>::can_spin() const noexcept {
+  if (ncpu_ <= 1 || procs_ <= 1) return false;
+  if (static_cast<int>(procs_) <= npidle_.load(std::memory_order_relaxed) +
+                                      nmspinning_.load(std::memory_order_relaxed) + 1)
+    return false;
+  m* mp = this_m(current_g());
+  return mp != nullptr && mp->pp != nullptr && mp->pp->runq_empty();
 }
 
 // Any thread: the P whose heap takes a new timer. The caller's own, so

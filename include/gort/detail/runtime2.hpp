@@ -218,6 +218,10 @@ class sched_base {
   // and return true; else (fired or firing) return false, t untouched.
   // Never concurrent with add_timer or del_timer on the same t.
   virtual bool mod_timer(timer_node* t, std::int64_t when) = 0;
+  // Current G, in a sync primitive's slow path, before its next brief
+  // active spin: whether spinning can pay off at all (Go's
+  // sync_runtime_canSpin without the count, which detail::can_spin checks).
+  virtual bool can_spin() const noexcept { return true; }
   // Any thread: the runtime's clock in nanoseconds (CLOCK_MONOTONIC, or a
   // deterministic runtime's virtual clock). Timers and deadlines use it.
   virtual std::int64_t now() const noexcept { return nanotime(); }
@@ -252,6 +256,21 @@ class sched_base {
 inline std::int64_t sched_nanotime() noexcept {
   g_base* gp = current_g();
   return gp != nullptr ? gp->sched->now() : nanotime();
+}
+
+// Go's active_spin and active_spin_cnt: a sync primitive that finds its
+// lock taken spins at most this many rounds of this many PAUSEs before it
+// parks, and only while can_spin says the holder may be running.
+inline constexpr int active_spin = 4;
+inline constexpr int active_spin_cnt = 30;
+
+// A sync primitive's slow path, before its `i`th spin round (from 0):
+// whether to spin once more or park now (Go's sync_runtime_canSpin). A
+// thread outside any G has nothing better to do and spins its rounds.
+inline bool can_spin(int i) noexcept {
+  if (i >= active_spin) return false;
+  g_base* gp = current_g();
+  return gp == nullptr || gp->sched->can_spin();
 }
 
 // Any thread: lets others run. The current G goes to the back of its P's
