@@ -1,7 +1,9 @@
 // gort::net, gort::fs and gort::signal on both netpoller backends (io_uring
 // and epoll, forced through the traits) and 1, 2 and 4 Ps.
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -12,6 +14,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -46,6 +50,18 @@ struct uring_poll_traits : gort::default_traits {
 };
 struct epoll_traits : gort::default_traits {
   using poller = gort::detail::epoll_only_poller;
+};
+// epoll with epoll_pwait (ms timeouts), what kernels before 5.11 get.
+struct epoll_pwait_poller {
+  static std::unique_ptr<gort::detail::netpoller_base> create(unsigned) {
+    std::string why;
+    auto p = gort::detail::epoll_poller::create(why, /*pwait2=*/false);
+    if (!p) throw std::runtime_error("epoll unavailable: " + why);
+    return p;
+  }
+};
+struct epoll_pwait_traits : gort::default_traits {
+  using poller = epoll_pwait_poller;
 };
 
 int count_fds() {
@@ -142,7 +158,7 @@ TEST_CASE("net: address::parse takes numeric addresses only", "[net]") {
 }
 
 TEMPLATE_TEST_CASE("net: echo round trips over many concurrent connections", "[net]",
-                   uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits, epoll_pwait_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");
     const std::string addr = ln.local_addr().to_string();
@@ -209,7 +225,7 @@ TEMPLATE_TEST_CASE("net: 64 MiB each way with checksums; half-close", "[net]", u
 }
 
 TEMPLATE_TEST_CASE("net: errors are clear: refused, reset, bad addresses, closed", "[net]",
-                   uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
+                   uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits, epoll_pwait_traits) {
   for_procs<TestType>([](unsigned) {
     std::error_code ec;
     // A port nobody listens on: bind one, close it, dial it.
@@ -221,6 +237,20 @@ TEMPLATE_TEST_CASE("net: errors are clear: refused, reset, bad addresses, closed
     gort::net::dial_tcp(dead, ec);
     CHECK(ec == std::errc::connection_refused);
     CHECK_THROWS_AS(gort::net::dial_tcp(dead), std::system_error);
+    // Many at once, on every P: each is refused.
+    {
+      constexpr int dialers = 64;
+      gort::chan<bool> refused(dialers);
+      for (int i = 0; i < dialers; ++i)
+        gort::go([&] {
+          std::error_code e;
+          gort::net::conn c = gort::net::dial_tcp(dead, e);
+          refused.send(e == std::errc::connection_refused && !c.is_open());
+        });
+      int n = 0;
+      for (int i = 0; i < dialers; ++i) n += *refused.recv() ? 1 : 0;
+      CHECK(n == dialers);
+    }
 
     for (const char* bad : {"127.0.0.1", "1.2.3.4:99999", "::1:80", "[::1:80", "host:", "x:y"}) {
       INFO(bad);
@@ -268,7 +298,7 @@ TEMPLATE_TEST_CASE("net: errors are clear: refused, reset, bad addresses, closed
 }
 
 TEMPLATE_TEST_CASE("net: deadlines fire mid-read and mid-accept, not when data comes first",
-                   "[net]", uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
+                   "[net]", uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits, epoll_pwait_traits) {
   for_procs<TestType>([](unsigned) {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");
     std::error_code ec;
@@ -489,6 +519,59 @@ TEMPLATE_TEST_CASE("net: Ms exit (locked Gs end) while other Gs' I/O is in fligh
     auto late = gort::net::dial_tcp(ln.local_addr().to_string());
     CHECK(*accepted.recv() == 1);
   });
+}
+
+TEMPLATE_TEST_CASE("net: the last P handed off while a G waits on I/O leaves an M polling",
+                   "[net]", uring_traits, epoll_traits) {
+  // Go's handoffp: "if this is the last running P and nobody is polling
+  // network, need to wakeup another M to poll network". A G locked to its
+  // thread parks on a read; its M stops with it and hands its P off
+  // (stoplockedm). The other Ps are idle and no M polls. The data comes
+  // from a thread outside the runtime once every P is idle, so only an M
+  // in the netpoller can ever see it.
+  for (unsigned procs : {2u, 4u}) {
+    INFO("procs = " << procs);
+    gort::basic_runtime<TestType> rt(gort::config{.procs = procs});
+    std::atomic<std::uint16_t> port{0};
+    std::atomic<bool> done{false};
+    std::thread peer([&] {
+      while (port.load() == 0) std::this_thread::yield();
+      const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(port.load());
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
+      // Every P idle: the reader is parked and its P handed off.
+      auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (rt.stats().ps_idle != static_cast<int>(procs) &&
+             std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(1ms);
+      if (::write(s, "ping", 4) != 4) std::abort();
+      deadline = std::chrono::steady_clock::now() + 20s;
+      while (!done.load() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(1ms);
+      if (!done.load()) {  // the runtime cannot be unwound from here
+        std::fprintf(stderr, "net_test: FAILED: the read was never completed: no M polls "
+                             "(handoffp idled the last P)\n");
+        std::abort();
+      }
+      ::close(s);
+    });
+    const std::size_t n = rt.run([&] {
+      auto ln = gort::net::listen_tcp("127.0.0.1:0");
+      port.store(ln.local_addr().port());
+      gort::net::conn c = ln.accept();
+      gort::lock_os_thread();
+      std::byte b[4];
+      const std::size_t got = c.read_full(b);
+      gort::unlock_os_thread();
+      return got;
+    });
+    done.store(true);
+    peer.join();
+    CHECK(n == 4);
+  }
 }
 
 TEMPLATE_TEST_CASE("net: many Gs accept on one listener; each connection exactly once",

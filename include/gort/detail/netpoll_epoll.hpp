@@ -22,8 +22,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -38,7 +40,9 @@ namespace detail {
 
 class epoll_poller final : public netpoller_base {
  public:
-  static std::unique_ptr<netpoller_base> create(std::string& why) {
+  // pwait2 false: use epoll_pwait even where epoll_pwait2 works (tests of
+  // the path kernels before 5.11 take).
+  static std::unique_ptr<netpoller_base> create(std::string& why, bool pwait2 = true) {
     std::unique_ptr<epoll_poller> p(new epoll_poller);
     p->epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     p->efd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -53,6 +57,12 @@ class epoll_poller final : public netpoller_base {
       why = std::string("epoll_ctl: ") + std::strerror(errno);
       return nullptr;
     }
+    // epoll_pwait2 (nanosecond timeouts) is Linux 5.11+, and a seccomp
+    // filter may refuse it: then epoll_pwait, timeouts rounded up to ms.
+    epoll_event probe;
+    const timespec zero{};
+    p->pwait2_ = pwait2 && (::epoll_pwait2(p->epfd_, &probe, 1, &zero, nullptr) >= 0 ||
+                            (errno != ENOSYS && errno != EPERM));
     return p;
   }
 
@@ -99,12 +109,24 @@ class epoll_poller final : public netpoller_base {
 
   void poll(std::int64_t timeout_ns, glist& out) override {
     epoll_event evs[128];
-    timespec ts{};
-    if (timeout_ns > 0) {
-      ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
-      ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
+    int n;
+    if (pwait2_) {
+      timespec ts{};
+      if (timeout_ns > 0) {
+        ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
+      }
+      n = ::epoll_pwait2(epfd_, evs, 128, timeout_ns < 0 ? nullptr : &ts, nullptr);
+    } else {
+      // Rounded up: woken before the timer is due, the sleeper would poll
+      // again and again until it is.
+      std::int64_t ms = timeout_ns < 0 ? -1 : 0;
+      if (timeout_ns > 0) ms = std::min<std::int64_t>((timeout_ns + 999'999) / 1'000'000, INT_MAX);
+      n = ::epoll_pwait(epfd_, evs, 128, static_cast<int>(ms), nullptr);
     }
-    const int n = ::epoll_pwait2(epfd_, evs, 128, timeout_ns < 0 ? nullptr : &ts, nullptr);
+    // EINTR (a signal): the caller looks again. Anything else is a bug
+    // here, and returning would make every idle M spin.
+    if (n < 0 && errno != EINTR) GORT_FATAL("netpoll: epoll_pwait: %s", std::strerror(errno));
     for (int i = 0; i < n; ++i) {
       if (evs[i].data.ptr == &efd_) {
         std::uint64_t v;
@@ -194,12 +216,22 @@ class epoll_poller final : public netpoller_base {
     return n >= 0 ? n : -errno;
   }
 
+  // After a write event on a connecting socket. A socket registered before
+  // its connect() reports EPOLLOUT|EPOLLHUP while still unconnected, so an
+  // event can precede the connection (Go's issues 14548 and 19289): with
+  // no error pending, getpeername says whether it is really connected,
+  // else wait again.
   static std::int64_t connect_result(int fd) noexcept {
     int err = 0;
     socklen_t len = sizeof err;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
-    if (err == 0) return 0;
-    return err == EINPROGRESS || err == EALREADY ? -EAGAIN : -err;
+    if (err == 0) {
+      sockaddr_storage peer;
+      socklen_t plen = sizeof peer;
+      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) return 0;
+      return errno == ENOTCONN ? -EAGAIN : -errno;
+    }
+    return err == EINPROGRESS || err == EALREADY || err == EINTR ? -EAGAIN : -err;
   }
 
   // Files: a blocking call with the P handed back meanwhile.
@@ -309,6 +341,7 @@ class epoll_poller final : public netpoller_base {
   }
 
   int epfd_ = -1;
+  bool pwait2_ = true;  // epoll_pwait2 works here (else epoll_pwait)
   int efd_ = -1;
 };
 

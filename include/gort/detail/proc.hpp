@@ -1759,6 +1759,17 @@ void basic_sched<Traits>::handoffp(p* pp) {
       startm(pp, false);
       return;
     }
+    // The last running P, Gs waiting for I/O and no M in the netpoller
+    // (Go: "need to wakeup another M to poll network"): idling it would
+    // leave every M stopped and sysmon in its deep sleep, with nobody to
+    // reap the completions. The M started runs findrunnable and, finding
+    // nothing, becomes the sleeper, in the netpoller.
+    if (netpoll_waiters() != 0 && timer_sleeper_ == nullptr &&
+        npidle_.load(std::memory_order_relaxed) == static_cast<int>(procs_) - 1) {
+      lk.unlock();
+      startm(pp, false);
+      return;
+    }
     pidleput(pp);
   }
   // Its timers have no M now: the sleeper's deadline covers them, or one
