@@ -154,12 +154,18 @@ TEST_CASE("chan: a plain thread and a G talk through an unbuffered channel", "[c
 // 1 P the third G here never ran and the loop hit its 5 s bound.
 TEST_CASE("chan: a ping-ponging pair does not starve a queued G", "[chan]") {
   const unsigned procs = GENERATE(1u, 2u);
+  // After a sleep long enough for sysmon to find every P idle and sleep
+  // deeply: the M that wakes for the timer takes the P back, and sysmon
+  // must wake with it (its preempt flag is what ends the pair's slice).
+  const bool after_idle = GENERATE(false, true);
+  INFO("procs = " << procs << ", after_idle = " << after_idle);
   // Declared before the runtime: its destructor waits for the partner,
   // which may still be in ping.recv when the loop below ends.
   std::atomic<bool> ran{false};
   gort::chan<int> ping(0), pong(0), gate(0), started(1);
   gort::runtime rt(gort::config{.procs = procs});
   rt.run([&] {
+    if (after_idle) gort::sleep_for(std::chrono::milliseconds(50));
     gort::go([&] {
       started.send(0);
       gate.recv();

@@ -460,6 +460,7 @@ class basic_sched final : public sched_base {
   int nmidle_ = 0;                     // lock
   int nmidlelocked_ = 0;               // lock: Ms parked with a locked G
   int mcount_ = 0;                     // lock: Ms alive
+  int newm_inflight_ = 0;              // lock: startm's newm calls not yet done
   std::vector<m*> allm_;               // lock: every M ever made and not reaped
   std::vector<m*> freem_;              // lock: exited Ms to join and free
   p* pidle_ = nullptr;                 // lock
@@ -637,11 +638,19 @@ basic_sched<Traits>::~basic_sched() {
   }
   if (!det) ::pthread_join(sysmon_thread_, nullptr);
   std::vector<m*> ms;
-  {
-    std::lock_guard<futex_mutex> lk(lock_);
+  for (;;) {
+    std::unique_lock<futex_mutex> lk(lock_);
+    // An M a startm began before shutdown_ may still be in newm: take the
+    // list once it is in it, with its thread handle.
+    if (newm_inflight_ != 0) {
+      lk.unlock();
+      ::sched_yield();
+      continue;
+    }
     ms = allm_;
     allm_.clear();
     freem_.clear();
+    break;
   }
   for (m* mp : ms) {
     if (mp->thread_started) ::pthread_join(mp->thread, nullptr);
@@ -1695,6 +1704,15 @@ void basic_sched<Traits>::wakep(bool published_by_rmw) {
 template <class Traits>
 void basic_sched<Traits>::startm(p* pp, bool spinning) {
   std::unique_lock<futex_mutex> lk(lock_);
+  if (shutdown_) {
+    // No G is left, and the destructor joins only the Ms it knows of: a
+    // late caller (an exiting M's handoffp) starts nothing.
+    if (pp != nullptr) pidleput(pp);
+    lk.unlock();
+    if (spinning && nmspinning_.fetch_sub(1, std::memory_order_seq_cst) - 1 < 0)
+      GORT_FATAL("startm: negative nmspinning");
+    return;
+  }
   if (pp == nullptr) {
     pp = pidleget();
     if (pp == nullptr) {
@@ -1707,6 +1725,7 @@ void basic_sched<Traits>::startm(p* pp, bool spinning) {
   m* nmp = mget();
   if (nmp == nullptr) {
     ++mcount_;  // Go's mReserveID: counted before the thread exists
+    ++newm_inflight_;  // the destructor waits for it to be in allm_
     lk.unlock();
     newm(pp, spinning);
     wake_sysmon();
@@ -1787,6 +1806,12 @@ void basic_sched<Traits>::acquirep(m* mp, p* pp) {
   mp->pid = pp->id;
   pp->mp = mp;
   pp->status.store(pstatus::running, std::memory_order_release);
+  // A P runs again: sysmon, asleep since every P went idle, must watch it
+  // (preempt flags, retake, its netpoll and timer checks). Every idle ->
+  // running transition comes through here, the sleeper's and a spinner's
+  // pidleget as much as startm's; none holds sched.lock. One relaxed load
+  // when sysmon is awake.
+  wake_sysmon();
 }
 
 template <class Traits>
@@ -1881,6 +1906,7 @@ void basic_sched<Traits>::newm(p* pp, bool spinning) {
   std::lock_guard<futex_mutex> lk(lock_);
   mp->thread = th;
   mp->thread_started = true;
+  --newm_inflight_;
 }
 
 // Frees Ms whose threads have exited (Go's allocm freeing sched.freem): an M
@@ -2203,8 +2229,7 @@ bool basic_sched<Traits>::exitsyscallfast(m* mp, p* oldp) {
       pp = pidleget();
     }
     if (pp != nullptr) {
-      acquirep(mp, pp);
-      wake_sysmon();
+      acquirep(mp, pp);  // wakes sysmon
       return true;
     }
   }
