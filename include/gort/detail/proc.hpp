@@ -188,8 +188,16 @@ class gring {
   }
 
  private:
+  // Out of memory here is fatal, loudly: its callers have already taken
+  // the Gs off a local queue, or counted a new G as live, so a throw would
+  // lose runnable Gs and leave the runtime waiting for them forever.
   void grow() {
-    std::vector<g_base*> nb(buf_.size() * 2);
+    std::vector<g_base*> nb;
+    try {
+      nb.resize(buf_.size() * 2);
+    } catch (const std::bad_alloc&) {
+      GORT_FATAL("global run queue: out of memory growing it past %zu queued Gs", buf_.size());
+    }
     for (std::size_t i = 0; i < n_; ++i) nb[i] = buf_[(head_ + i) & (buf_.size() - 1)];
     buf_.swap(nb);
     head_ = 0;
