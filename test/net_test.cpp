@@ -574,6 +574,48 @@ TEMPLATE_TEST_CASE("net: the last P handed off while a G waits on I/O leaves an 
   }
 }
 
+TEST_CASE("net: an armed multishot accept is capped with no G waiting on I/O", "[net]") {
+  // The listener's cap (128 queued connections) applies as completions are
+  // reaped. Here no G waits on I/O and no timer is pending, so only
+  // sysmon's poll reaps (wants_reaping); without it every connection an
+  // outside client makes would be accepted, up to the completion ring.
+  gort::basic_runtime<uring_traits> rt(gort::config{.procs = 1});
+  constexpr int clients = 400;
+  std::atomic<std::uint16_t> port{0};
+  std::atomic<bool> dialed{false};
+  std::vector<int> socks;
+  std::thread peer([&] {
+    while (port.load() == 0) std::this_thread::yield();
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port.load());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < clients; ++i) {
+      const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
+      socks.push_back(s);
+      // Paced, so that the cap can act between arrivals (sysmon polls
+      // every 10 ms at most while a P is busy).
+      std::this_thread::sleep_for(2ms);
+    }
+    dialed.store(true);
+  });
+  const int accepted = rt.run([&] {
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    port.store(ln.local_addr().port());
+    { auto first = ln.accept(); }  // arms the multishot accept; the peer's first
+    const int base = count_fds();  // the peer's first socket is in it
+    // Busy, so sysmon stays awake; no G waits on I/O, no timer pending.
+    while (!dialed.load()) gort::yield();
+    return count_fds() - base - (clients - 1);  // less the peer's own sockets
+  });
+  peer.join();
+  for (int s : socks) ::close(s);
+  INFO("accepted while nobody called accept(): " << accepted);
+  CHECK(accepted >= 1);
+  CHECK(accepted < 250);  // the cap (128) plus what came before it acted
+}
+
 TEMPLATE_TEST_CASE("net: many Gs accept on one listener; each connection exactly once",
                    "[net]", uring_traits, uring_oneshot_traits, uring_poll_traits, epoll_traits) {
   // With multishot accept, connections queue in the listener while fewer

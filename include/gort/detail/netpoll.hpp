@@ -189,6 +189,11 @@ class netpoller_base {
  public:
   virtual ~netpoller_base() = default;
   virtual const char* name() const noexcept = 0;
+  // Any thread: completions may be arriving that no G waits for but that
+  // must be reaped to keep a bound (io_uring's armed multishot accepts:
+  // their queue cap applies as they are reaped). sysmon's periodic poll
+  // covers them as it covers waiters; they do not count for checkdead.
+  virtual bool wants_reaping() const noexcept { return false; }
 
   // ---- the G side (net.hpp, fs.hpp) ----
   // Sockets made for this poller should be non-blocking (epoll) or not

@@ -172,6 +172,9 @@ class uring_poller final : public netpoller_base {
     if (efd_ >= 0) ::close(efd_);
   }
 
+  bool wants_reaping() const noexcept override {
+    return armed_accepts_.load(std::memory_order_relaxed) != 0;
+  }
   const char* name() const noexcept override { return "io_uring"; }
   bool wants_nonblocking() const noexcept override { return false; }
 
@@ -597,6 +600,7 @@ class uring_poller final : public netpoller_base {
           // buffer, then multishot again.
           if (std::exchange(ms->one_shot_next, false)) return use_oneshot;
           ms->armed = true;
+          if (ms->kind == op_kind::accept) armed_accepts_.fetch_add(1, std::memory_order_relaxed);
         }
       }
       if (arm) {
@@ -795,6 +799,7 @@ class uring_poller final : public netpoller_base {
         if (!more) {
           // Ended: every parked G re-arms or returns.
           ms->armed = false;
+          if (kind == op_kind::accept) armed_accepts_.fetch_sub(1, std::memory_order_relaxed);
           ms->throttled = false;
           if (it.res == -ENOBUFS) ms->one_shot_next = true;
           free_now = ms->orphan;
@@ -827,6 +832,7 @@ class uring_poller final : public netpoller_base {
 
   // Which requests are multishot: fixed when the poller is made (recv and
   // poll never both).
+  std::atomic<int> armed_accepts_{0};  // multishot accepts armed (ms->armed, accept)
   bool ms_accept_ = false;
   bool ms_recv_ = false;
   bool ms_poll_ = false;

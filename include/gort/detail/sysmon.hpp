@@ -91,15 +91,19 @@ void basic_sched<Traits>::sysmon() {
     }
     const std::int64_t now = nanotime();
     // Poll the network if nobody has for 10 ms (every P busy with Gs that
-    // do not reach findrunnable): the Gs go to the global queue.
-    if (netpoll_waiters() != 0 && !netpoll_blocked_.load(std::memory_order_relaxed) &&
+    // do not reach findrunnable): the Gs go to the global queue. Also when
+    // no G waits but an armed multishot accept's completions must be
+    // reaped for its queue cap to apply (netpoller.md, "Bounded").
+    netpoller_base* np = np_.load(std::memory_order_acquire);
+    if (np != nullptr && (np->waiters() != 0 || np->wants_reaping()) &&
+        !netpoll_blocked_.load(std::memory_order_relaxed) &&
         now - lastpoll_.load(std::memory_order_relaxed) > 10'000'000) {
       lastpoll_.store(now, std::memory_order_relaxed);
       // sysmon is not an M: while the Gs it reaped are on its list (no
       // longer waiters, not yet queued), checkdead must not look.
       sysmon_polling_.store(true, std::memory_order_seq_cst);
       glist l;
-      np_.load(std::memory_order_acquire)->poll(0, l);
+      np->poll(0, l);
       if (!l.empty()) {
         injectglist(nullptr, l);
         idle = 0;
