@@ -104,7 +104,43 @@ def check_http(exe, procs):
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     http_responses(s, 1)
     s.close()
+    # A bad request after good ones in one write: their replies first, in
+    # order, then 400 and a close.
+    b = socket.create_connection(addr, timeout=10)
+    b.sendall(b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nX\r\n\r\n")
+    reply = read_to_eof(b)
+    if reply.count(b"HTTP/1.1 200 OK") != 2 or not reply.rstrip().endswith(b"Connection: close"):
+        raise SystemExit(f"http: good, good, bad got {reply!r}")
+    b.close()
+    # Bodies this server cannot frame, and bad lengths: 400.
+    for bad in (b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+                b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"):
+        b = socket.create_connection(addr, timeout=10)
+        b.sendall(bad)
+        reply = read_to_eof(b)
+        if not reply.startswith(b"HTTP/1.1 400") or b"200 OK" in reply:
+            raise SystemExit(f"http: {bad!r} got {reply!r}")
+        b.close()
+    # Connection: close on a request whose body comes in a later write.
+    b = socket.create_connection(addr, timeout=10)
+    b.sendall(b"POST / HTTP/1.1\r\nConnection: close\r\nContent-Length: 5\r\n\r\n")
+    time.sleep(0.05)  # the head alone reaches the server first (the outcome must not depend on it)
+    b.sendall(b"hello")
+    reply = read_to_eof(b)
+    if reply.count(b"HTTP/1.1 200 OK") != 1:
+        raise SystemExit(f"http: close with a late body got {reply!r}")
+    b.close()
     stop(p, exe)
+
+
+def read_to_eof(s):
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
 
 
 def resp(*args):
@@ -148,6 +184,18 @@ def check_kv(exe, procs):
     s.sendall(resp("GET", "big"))
     if recv_exactly(s, len(b"$100000\r\n") + 100002) != b"$100000\r\n" + b"x" * 100000 + b"\r\n":
         raise SystemExit("kv: GET big")
+    # A reply much larger than one write (MGET of a large value 40 times):
+    # streamed, every byte in order.
+    s.sendall(resp("MGET", *(["big"] * 40)))
+    item = b"$100000\r\n" + b"x" * 100000 + b"\r\n"
+    if recv_exactly(s, 5 + 40 * len(item)) != b"*40\r\n" + item * 40:
+        raise SystemExit("kv: MGET big x40")
+    # CR and LF in an echoed command name are blanked: one error line, and
+    # the next reply is still the next command's.
+    s.sendall(resp(b"x\r\n:1") + resp("PING"))
+    want = b"-ERR unknown command 'x  :1'\r\n+PONG\r\n"
+    if recv_exactly(s, len(want)) != want:
+        raise SystemExit("kv: CRLF in a command name")
     s.close()
     # Malformed input: -ERR, then a clean close; the server goes on.
     for bad in (b"GARBAGE\r\n", b"*2\r\n$3\r\nGETx\r\n", b"*-5\r\n", b"*1\r\n$-1\r\n"):
@@ -170,12 +218,37 @@ def check_kv(exe, procs):
     stop(p, exe)
 
 
+def check_flags(exe):
+    for bad in ("abc", "0", "-1", "5000", "4294967297", "2x"):
+        r = subprocess.run([exe, "--addr", "127.0.0.1:0", "--procs", bad],
+                           capture_output=True, text=True, timeout=20)
+        if r.returncode != 2 or "--procs" not in r.stderr:
+            raise SystemExit(f"{exe} --procs {bad}: exit {r.returncode}, {r.stderr!r}")
+
+
+def check_idle_client_stop(exe):
+    # An idle keep-alive client does not keep the server alive after
+    # SIGINT, and a second signal does not kill it.
+    p, addr = start(exe, 2)
+    idle = socket.create_connection(addr, timeout=10)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    stop(p, exe)  # a third; exit 0 with "stopped" within its timeout
+    if idle.recv(1) != b"":
+        raise SystemExit(f"{exe}: idle client not closed at shutdown")
+    idle.close()
+
+
 def main():
     echo, http, kv = sys.argv[1], sys.argv[2], sys.argv[3]
     for procs in (1, 2, 4):
         check_echo(echo, procs)
         check_http(http, procs)
         check_kv(kv, procs)
+    for exe in (echo, http, kv):
+        check_flags(exe)
+        check_idle_client_stop(exe)
     print("servers ok with", os.environ.get("GORT_POLLER", "default"))
 
 

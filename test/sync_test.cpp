@@ -98,6 +98,9 @@ TEST_CASE("mutex: spins only while its holder may be running (Go's canSpin)", "[
       while (!started.load()) __builtin_ia32_pause();
       const bool first = can_spin(0);
       const bool last = can_spin(gort::detail::active_spin);
+      // A fresh slice first: a spawn whose G has run past its slice (the
+      // wait above, under TSan) yields, and the new G would run at once.
+      gort::yield();
       gort::go([] {});  // queued on this P: better to park and run it
       const bool queued = can_spin(0);
       stop.store(true);

@@ -6,8 +6,9 @@
 //
 // Requests are parsed just enough for a benchmark server: the request line
 // and headers up to the blank line, Content-Length bodies skipped,
-// "Connection: close" honoured. A malformed or oversized request gets 400
-// and the connection is closed.
+// "Connection: close" honoured. A malformed or oversized request, or one
+// with a Transfer-Encoding body, gets 400 after the replies to the
+// requests before it, and the connection is closed.
 #include <algorithm>
 #include <cctype>
 #include <string>
@@ -30,8 +31,24 @@ bool iequals_prefix(std::string_view line, std::string_view name) {
   return true;
 }
 
+// A Content-Length value: digits only (spaces around), at most 1 MiB;
+// -1 if malformed or too large.
+long content_length(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  if (v.empty() || v.size() > 7) return -1;
+  long n = 0;
+  for (char ch : v) {
+    if (ch < '0' || ch > '9') return -1;
+    n = n * 10 + (ch - '0');
+  }
+  return n > (1 << 20) ? -1 : n;
+}
+
 // Parses one request head at the start of buf. Returns its total size
-// (head + body), 0 if incomplete, -1 if malformed; sets close.
+// (head + body), 0 if incomplete, -1 if malformed (or a body this server
+// cannot frame: Transfer-Encoding, conflicting Content-Lengths). close is
+// set only for a complete request that asks for it.
 long parse_request(std::string_view buf, bool& close) {
   const auto end = buf.find("\r\n\r\n");
   if (end == std::string_view::npos) return buf.size() > 64 * 1024 ? -1 : 0;
@@ -39,22 +56,28 @@ long parse_request(std::string_view buf, bool& close) {
   const auto sp = head.find(' ');
   if (sp == std::string_view::npos || sp == 0) return -1;
   if (head.substr(0, head.find("\r\n")).find(" HTTP/1.") == std::string_view::npos) return -1;
-  long body = 0;
+  long body = -1;  // no Content-Length yet
+  bool wants_close = false;
   std::size_t pos = head.find("\r\n");
   while (pos != std::string_view::npos) {
     const std::size_t next = head.find("\r\n", pos + 2);
     const std::string_view line = head.substr(pos + 2, next == std::string_view::npos ? head.npos : next - pos - 2);
     if (iequals_prefix(line, "content-length:")) {
-      body = std::strtol(std::string(line.substr(15)).c_str(), nullptr, 10);
-      if (body < 0 || body > (1 << 20)) return -1;
+      const long n = content_length(line.substr(15));
+      if (n < 0 || (body >= 0 && n != body)) return -1;
+      body = n;
+    } else if (iequals_prefix(line, "transfer-encoding:")) {
+      return -1;  // chunked bodies are not framed here: refuse, never misparse
     } else if (iequals_prefix(line, "connection:") &&
                line.find("close") != std::string_view::npos) {
-      close = true;
+      wants_close = true;
     }
     pos = next;
   }
-  const long total = static_cast<long>(end + 4) + body;
-  return static_cast<long>(buf.size()) >= total ? total : 0;
+  const long total = static_cast<long>(end + 4) + (body < 0 ? 0 : body);
+  if (static_cast<long>(buf.size()) < total) return 0;
+  if (wants_close) close = true;
+  return total;
 }
 
 }  // namespace
@@ -74,8 +97,9 @@ int main(int argc, char** argv) {
       std::size_t used = 0;
       for (;;) {  // every complete request in the buffer (pipelining)
         const long len = parse_request(std::string_view(in).substr(used), close);
-        if (len < 0) {
-          c.write(gort::net::as_bytes(bad_response), ec);
+        if (len < 0) {  // the replies earned before it go first, in order
+          out += bad_response;
+          c.write(gort::net::as_bytes(out), ec);
           return;
         }
         if (len == 0) break;

@@ -68,13 +68,63 @@ class store {
   std::array<shard, 64> shards_;
 };
 
-// Parses one RESP2 command (an array of bulk strings) from buf at pos.
-// Returns 1 with args filled and pos advanced, 0 if more input is needed,
-// -1 on malformed input (err says why).
-inline int parse_command(std::string_view buf, std::size_t& pos,
-                         std::vector<std::string>& args, std::string& err) {
-  std::size_t p = pos;
-  auto read_line_int = [&](char type, long long max, long long& out) -> int {
+// An incremental RESP2 command parser (arrays of bulk strings). The
+// arguments parsed so far stay here between reads, so a large command that
+// arrives in many reads is parsed once, not again from its start at every
+// read.
+class parser {
+ public:
+  static constexpr long long max_args = 1 << 20;
+  static constexpr long long max_bulk = 64 << 20;
+  static constexpr std::size_t max_command = std::size_t{512} << 20;  // all its bulk strings
+
+  std::vector<std::string> args;  // the command, once next() returned 1
+
+  // Parses from buf at pos, advancing pos past what it consumed (the
+  // caller may drop it). Returns 1 with a whole command in args, 0 if more
+  // input is needed, -1 on malformed input (err says why).
+  int next(std::string_view buf, std::size_t& pos, std::string& err) {
+    if (left_ < 0) {  // a new command: its array header
+      long long n = 0;
+      if (int r = read_line_int(buf, pos, '*', max_args, n, err); r <= 0) return r;
+      if (n < 1) {
+        err = "empty command";
+        return -1;
+      }
+      args.clear();
+      bytes_ = 0;
+      left_ = n;
+    }
+    while (left_ > 0) {
+      std::size_t p = pos;
+      long long len = 0;
+      if (int r = read_line_int(buf, p, '$', max_bulk, len, err); r <= 0) return r;
+      if (len < 0) {
+        err = "null bulk string in a command";
+        return -1;
+      }
+      const auto ulen = static_cast<std::size_t>(len);
+      if (bytes_ + ulen > max_command) {
+        err = "command too large";
+        return -1;
+      }
+      if (buf.size() - p < ulen + 2) return 0;  // the header is read again with the data
+      if (buf[p + ulen] != '\r' || buf[p + ulen + 1] != '\n') {
+        err = "bulk string not terminated by CRLF";
+        return -1;
+      }
+      args.emplace_back(buf.substr(p, ulen));
+      bytes_ += ulen;
+      pos = p + ulen + 2;
+      --left_;
+    }
+    left_ = -1;
+    return 1;
+  }
+
+ private:
+  static int read_line_int(std::string_view buf, std::size_t& p, char type, long long max,
+                           long long& out, std::string& err) {
     if (p >= buf.size()) return 0;
     if (buf[p] != type) {
       err = std::string("expected '") + type + "', got '" + buf[p] + "'";
@@ -89,32 +139,19 @@ inline int parse_command(std::string_view buf, std::size_t& pos,
     }
     p = eol + 2;
     return 1;
-  };
-  long long n = 0;
-  if (int r = read_line_int('*', 1 << 20, n); r <= 0) return r;
-  if (n < 1) {
-    err = "empty command";
-    return -1;
   }
-  args.clear();
-  for (long long i = 0; i < n; ++i) {
-    long long len = 0;
-    if (int r = read_line_int('$', 64 << 20, len); r <= 0) return r;
-    if (len < 0) {
-      err = "null bulk string in a command";
-      return -1;
-    }
-    const auto ulen = static_cast<std::size_t>(len);
-    if (buf.size() - p < ulen + 2) return 0;
-    if (buf[p + ulen] != '\r' || buf[p + ulen + 1] != '\n') {
-      err = "bulk string not terminated by CRLF";
-      return -1;
-    }
-    args.emplace_back(buf.substr(p, ulen));
-    p += ulen + 2;
-  }
-  pos = p;
-  return 1;
+
+  long long left_ = -1;    // bulk strings still to read; -1: before a command
+  std::size_t bytes_ = 0;  // in args
+};
+
+// Client bytes echoed in an error line: CR and LF would end the line early
+// and desynchronise the client's replies (Redis does the same).
+inline std::string printable(std::string_view s) {
+  std::string r(s.substr(0, 128));
+  for (char& c : r)
+    if (c == '\r' || c == '\n') c = ' ';
+  return r;
 }
 
 inline void bulk(std::string& out, std::string_view s) {
@@ -131,10 +168,20 @@ inline std::string upper(std::string s) {
   return s;
 }
 
-inline void execute(store& db, const std::vector<std::string>& a, std::string& out) {
+// Answers one command into out. flush() writes out and empties it
+// (false: the connection failed); called whenever out passes flush_at, so
+// a reply is bounded by one value, not by what a command asks for (MGET
+// of a large value many times).
+inline constexpr std::size_t flush_at = 64 * 1024;
+
+template <class Flush>
+bool execute(store& db, const std::vector<std::string>& a, std::string& out, Flush&& flush) {
   const std::string cmd = upper(a[0]);
   const std::size_t n = a.size();
-  auto arity_error = [&] { out += "-ERR wrong number of arguments for '" + a[0] + "' command\r\n"; };
+  auto arity_error = [&] {
+    out += "-ERR wrong number of arguments for '" + printable(a[0]) + "' command\r\n";
+    return true;
+  };
   if (cmd == "PING") {
     if (n == 1) out += "+PONG\r\n";
     else if (n == 2) bulk(out, a[1]);
@@ -166,14 +213,16 @@ inline void execute(store& db, const std::vector<std::string>& a, std::string& o
     for (std::size_t i = 1; i < n; ++i) {
       if (auto v = db.get(a[i])) bulk(out, *v);
       else out += "$-1\r\n";
+      if (out.size() >= flush_at && !flush()) return false;
     }
   } else if (cmd == "MSET") {
     if (n < 3 || n % 2 == 0) return arity_error();
     for (std::size_t i = 1; i < n; i += 2) db.set(a[i], a[i + 1]);
     out += "+OK\r\n";
   } else {
-    out += "-ERR unknown command '" + a[0] + "'\r\n";
+    out += "-ERR unknown command '" + printable(a[0]) + "'\r\n";
   }
+  return true;
 }
 
 // One connection: read, answer every complete command, write; until EOF,
@@ -181,23 +230,27 @@ inline void execute(store& db, const std::vector<std::string>& a, std::string& o
 inline void handle(store& db, gort::net::conn& c) {
   c.set_nodelay(true);
   std::string in, out, err;
-  std::vector<std::string> args;
+  parser ps;
   std::byte buf[16384];
+  std::error_code ec;
+  auto flush = [&] {
+    c.write(gort::net::as_bytes(out), ec);
+    out.clear();
+    return !ec;
+  };
   for (;;) {
-    std::error_code ec;
     const std::size_t got = c.read(buf, ec);
     if (ec || got == 0) return;
     in.append(reinterpret_cast<const char*>(buf), got);
     std::size_t pos = 0;
     int r;
-    while ((r = parse_command(in, pos, args, err)) == 1) execute(db, args, out);
-    in.erase(0, pos);
-    if (r < 0) out += "-ERR Protocol error: " + err + "\r\n";
-    if (!out.empty()) {
-      c.write(gort::net::as_bytes(out), ec);
-      out.clear();
-      if (ec) return;
+    while ((r = ps.next(in, pos, err)) == 1) {
+      if (!execute(db, ps.args, out, flush)) return;
+      if (out.size() >= flush_at && !flush()) return;
     }
+    in.erase(0, pos);
+    if (r < 0) out += "-ERR Protocol error: " + printable(err) + "\r\n";
+    if (!out.empty() && !flush()) return;
     if (r < 0) return;  // cannot resynchronise: close
   }
 }

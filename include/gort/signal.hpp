@@ -3,9 +3,10 @@
 //   gort::signal::notifier sig{SIGINT, SIGTERM};   // on a G
 //   gort::go([&] { int s = sig.wait(); ...; listener.close(); });
 //
-// A notifier installs a handler for its signals that writes the signal's
-// number to a pipe; wait() reads the pipe through the netpoller, so it parks
-// only the G. Several notifiers may watch the same signal; each receives
+// A notifier installs a handler for its signals that sends the signal's
+// number over a socket pair; wait() reads the other end through the
+// netpoller, so it parks only the G (a signal after close() is dropped,
+// never a SIGPIPE). Several notifiers may watch the same signal; each receives
 // it. When the last notifier of a signal is destroyed, the handler that was
 // there before is put back. close() wakes a G blocked in wait() with
 // bad_file_descriptor (so a runtime whose work is done is not kept alive by
@@ -14,6 +15,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -50,14 +52,17 @@ inline registry& reg() {
   return r;
 }
 
-// Async-signal-safe: atomics and write(2) only.
+// Async-signal-safe: atomics and send(2) only.
 inline void handler(int sig) {
   const int saved_errno = errno;
   const unsigned char b = static_cast<unsigned char>(sig);
   for (auto& s : reg().slots) {
     if ((s.mask.load(std::memory_order_acquire) >> (sig - 1) & 1) == 0) continue;
     const int fd = s.wfd.load(std::memory_order_acquire);
-    if (fd >= 0) [[maybe_unused]] ssize_t n = ::write(fd, &b, 1);
+    // send, not write: once the notifier's reading end is closed (close()
+    // before the destructor uninstalls the handler), a write would raise
+    // SIGPIPE and kill the process; MSG_NOSIGNAL makes it EPIPE.
+    if (fd >= 0) [[maybe_unused]] ssize_t n = ::send(fd, &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
   }
   errno = saved_errno;
 }
@@ -76,9 +81,9 @@ class notifier : public net::detail_net::socket_base {
       mask |= std::uint64_t{1} << (s - 1);
     }
     auto* np = net::detail_net::poller("signal::notifier");
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-      throw std::system_error(errno, std::system_category(), "gort::signal::notifier: pipe2");
+    int fds[2];  // a socket pair rather than a pipe: see handler()
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+      throw std::system_error(errno, std::system_category(), "gort::signal::notifier: socketpair");
     ::fcntl(fds[1], F_SETFL, O_NONBLOCK);  // the handler must never block
     if (np->wants_nonblocking()) ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
     std::error_code ec;
