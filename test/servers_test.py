@@ -235,8 +235,11 @@ def check_idle_client_stop(exe):
     time.sleep(0.1)
     p.send_signal(signal.SIGINT)
     stop(p, exe)  # a third; exit 0 with "stopped" within its timeout
-    if idle.recv(1) != b"":
-        raise SystemExit(f"{exe}: idle client not closed at shutdown")
+    try:  # closed by the server (EOF), or reset if it was never accepted
+        if idle.recv(1) != b"":
+            raise SystemExit(f"{exe}: idle client got data at shutdown")
+    except ConnectionResetError:
+        pass
     idle.close()
 
 

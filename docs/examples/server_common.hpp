@@ -65,12 +65,15 @@ int serve(const server_flags& f, const char* name, Handler handle) {
     std::set<gort::net::conn*> open;  // open_mu
     gort::chan<int> stop(1);          // a signal came
     gort::signal::notifier sig{SIGINT, SIGTERM};
+    gort::wait_group sig_done;  // the signal G uses ln, stop and sig: wait for it
+    sig_done.add(1);
     gort::go([&] {
       std::error_code e;
       if (sig.wait(e) != 0) {
         stop.send(1);
         ln.close(e);  // stop accepting
       }
+      sig_done.done();
     });
     std::printf("%s: listening on %s (%u Ps, %s)\n", name, ln.local_addr().to_string().c_str(),
                 rt.procs(), gort::detail::current_g()->sched->netpoller()->name());
@@ -114,6 +117,7 @@ int serve(const server_flags& f, const char* name, Handler handle) {
       for (gort::net::conn* c : open) c->close(e);
     }
     sig.close();  // the signal G, if no signal came
+    sig_done.wait();
     conns.wait();
     std::printf("%s: stopped\n", name);
     return 0;
