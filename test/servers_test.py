@@ -190,6 +190,15 @@ def check_kv(exe, procs):
     item = b"$100000\r\n" + b"x" * 100000 + b"\r\n"
     if recv_exactly(s, 5 + 40 * len(item)) != b"*40\r\n" + item * 40:
         raise SystemExit("kv: MGET big x40")
+    # A protocol error with much more input behind it: the client still
+    # reads the -ERR, then EOF (a plain close would reset the connection
+    # and could drop the reply).
+    b = socket.create_connection(addr, timeout=10)
+    b.sendall(b"GARBAGE\r\n" + b"x" * 200000)
+    reply = read_to_eof(b)
+    if not reply.startswith(b"-ERR Protocol error"):
+        raise SystemExit(f"kv: error with input behind it got {reply[:100]!r}")
+    b.close()
     # CR and LF in an echoed command name are blanked: one error line, and
     # the next reply is still the next command's.
     s.sendall(resp(b"x\r\n:1") + resp("PING"))

@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
         if (len < 0) {  // the replies earned before it go first, in order
           out += bad_response;
           c.write(gort::net::as_bytes(out), ec);
+          if (!ec) lingering_close(c);
           return;
         }
         if (len == 0) break;

@@ -17,6 +17,8 @@
 
 #include <gort/gort.hpp>
 
+#include "lingering_close.hpp"
+
 namespace kv {
 
 class store {
@@ -251,7 +253,10 @@ inline void handle(store& db, gort::net::conn& c) {
     in.erase(0, pos);
     if (r < 0) out += "-ERR Protocol error: " + printable(err) + "\r\n";
     if (!out.empty() && !flush()) return;
-    if (r < 0) return;  // cannot resynchronise: close
+    if (r < 0) {  // cannot resynchronise: close, after the client has the -ERR
+      lingering_close(c);
+      return;
+    }
   }
 }
 

@@ -15,6 +15,8 @@
 
 #include <gort/gort.hpp>
 
+#include "lingering_close.hpp"
+
 struct server_flags {
   std::string addr;
   unsigned procs = 0;
