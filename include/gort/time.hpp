@@ -110,6 +110,16 @@ inline bool sleep_until_ns(std::int64_t when, std::stop_token* token) {
   return !st.canceled;
 }
 
+// A timer's or after()'s fire: the runtime's time, into its channel. Full:
+// the value is dropped, as in Go. Closed by its owner (Go's timer channels
+// cannot be closed; gort's can): nobody is left to deliver to.
+inline void fire_into(chan<clock::time_point>& ch, sched_base* s) {
+  try {
+    ch.try_send(from_nanotime(s->now()));
+  } catch (const channel_closed&) {
+  }
+}
+
 }  // namespace detail
 
 // The time on the calling G's runtime clock: steady_clock's time, or, in a
@@ -271,12 +281,7 @@ class timer {
         s->self.reset();
       }
     }
-    // Full: the tick is dropped, as in Go. Closed by its owner (Go's timer
-    // channels cannot be closed; gort's can): nobody is left to deliver to.
-    try {
-      s->ch.try_send(detail::from_nanotime(s->sched->now()));
-    } catch (const channel_closed&) {
-    }
+    detail::fire_into(s->ch, s->sched);
   }
 
   // The runtime ended with the timer pending (timer_node::drop): no M is
@@ -335,10 +340,7 @@ std::shared_ptr<chan<clock::time_point>> after(std::chrono::duration<Rep, Period
   h->when = detail::to_nanotime(now() + std::chrono::duration_cast<clock::duration>(d));
   h->fn = [](detail::timer_node* t) {
     std::shared_ptr<holder> keep = std::move(static_cast<holder*>(t)->self);
-    try {
-      keep->ch.try_send(detail::from_nanotime(keep->sched->now()));
-    } catch (const channel_closed&) {  // closed by its owner: nothing to deliver
-    }
+    detail::fire_into(keep->ch, keep->sched);
   };
   h->drop = [](detail::timer_node* t) {
     std::shared_ptr<holder> keep = std::move(static_cast<holder*>(t)->self);

@@ -1735,15 +1735,13 @@ void basic_sched<Traits>::startm(p* pp, bool spinning) {
     ++mcount_;  // Go's mReserveID: counted before the thread exists
     ++newm_inflight_;  // the destructor waits for it to be in allm_
     lk.unlock();
-    newm(pp, spinning);
-    wake_sysmon();
+    newm(pp, spinning);  // its acquirep(nextp) in mstart wakes sysmon
     return;
   }
   lk.unlock();
   nmp->spinning = spinning;
   nmp->nextp = pp;  // invariant 8: before the wakeup
-  nmp->park.wakeup();
-  wake_sysmon();
+  nmp->park.wakeup();  // its acquirep(nextp) in stopm wakes sysmon
 }
 
 // g0, no P. Parks the M until startm hands it a P. Returns false if woken
@@ -2198,7 +2196,7 @@ void basic_sched<Traits>::entersyscall() {
   pp->mp = nullptr;
   // store-release: pairs with sysmon's and exitsyscallfast's CAS.
   pp->status.store(pstatus::syscall, std::memory_order_release);
-  if (sysmonwait_.load(std::memory_order_relaxed)) wake_sysmon();
+  wake_sysmon();
 }
 
 // G. Fast path: take back our P (or any idle one) and go on; else queue the
