@@ -120,6 +120,18 @@ void for_procs(F&& f) {
   }
 }
 
+// A blocking connect to 127.0.0.1:port from a thread outside the runtime
+// (a peer gort does not schedule); aborts the test if it fails.
+int dial_loopback(std::uint16_t port) {
+  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
+  return s;
+}
+
 // An echo server G on ln: one G per connection, until ln closes.
 void serve_echo(gort::net::listener& ln, gort::wait_group& wg) {
   wg.add(1);
@@ -536,12 +548,7 @@ TEMPLATE_TEST_CASE("net: the last P handed off while a G waits on I/O leaves an 
     std::atomic<bool> done{false};
     std::thread peer([&] {
       while (port.load() == 0) std::this_thread::yield();
-      const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(port.load());
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
+      const int s = dial_loopback(port.load());
       // Every P idle: the reader is parked and its P handed off.
       auto deadline = std::chrono::steady_clock::now() + 10s;
       while (rt.stats().ps_idle != static_cast<int>(procs) &&
@@ -586,13 +593,8 @@ TEST_CASE("net: an armed multishot accept is capped with no G waiting on I/O", "
   std::vector<int> socks;
   std::thread peer([&] {
     while (port.load() == 0) std::this_thread::yield();
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port.load());
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     for (int i = 0; i < clients; ++i) {
-      const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();
+      const int s = dial_loopback(port.load());
       socks.push_back(s);
       // Paced, so that the cap can act between arrivals (sysmon polls
       // every 10 ms at most while a P is busy).
