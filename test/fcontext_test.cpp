@@ -1,5 +1,5 @@
 // ABI tests of the x86-64 context switch (detail/arch/x86_64/fcontext.hpp),
-// through the coroutine that wraps it.
+// on the bare switch functions and through the coroutine that wraps it.
 #include <gort/detail/arch/fcontext.hpp>
 #include <gort/detail/coroutine.hpp>
 
@@ -100,18 +100,21 @@ TEST_CASE("callee-saved registers survive switches in both directions",
 namespace {
 
 // The same check on the bare switch, for each of its four flavours (FP
-// control words kept or not, resumed by jmp or by ret): two contexts take
-// turns calling callee_saved_survive and switching away from inside it.
-template <bool FP, gort::detail::resume_by R>
+// control words kept or not, resumed by jmp or by ret), called directly:
+// two contexts take turns calling callee_saved_survive and switching away
+// from inside it.
+using jump_fn = gort_v0_transfer (*)(void*, void*) noexcept;
+
+template <jump_fn Jump>
 struct raw_flavour {
   static inline void* other = nullptr;         // the context to switch to
   static inline std::uint64_t inside = ~0ull;  // the fresh context's verdict
 
-  static void thunk(void*) { other = gort::detail::jump<FP, R>(other, nullptr).fctx; }
+  static void thunk(void*) { other = Jump(other, nullptr).fctx; }
   static void entry(gort::detail::transfer t) noexcept {
     other = t.fctx;
     inside = callee_saved_survive(&thunk, nullptr, 0x3333000000000000ull);
-    gort::detail::jump<FP, R>(other, nullptr);  // back for good; never resumed
+    Jump(other, nullptr);  // back for good; never resumed
     std::abort();
   }
   static void run() {
@@ -123,9 +126,58 @@ struct raw_flavour {
     const std::uint64_t outside = callee_saved_survive(&thunk, nullptr, 0x4444000000000000ull);
     CHECK(outside == 0);
     // Switch in again: its check completes, then it switches back.
-    gort::detail::jump<FP, R>(other, nullptr);
+    Jump(other, nullptr);
     CHECK(inside == 0);
     alloc.deallocate(s);  // abandoned at its last switch; nothing to unwind
+  }
+};
+
+// Each FP-keeping function keeps both control words per context: a fresh
+// context sets its own rounding mode (MXCSR and x87) and x87 precision and
+// switches away; the caller still has its own, changes them, and switches
+// back in; the context finds its own again, and the caller its new ones
+// after. (Compared as raw words: glibc's fegetround reads the x87 word only.)
+template <jump_fn Jump>
+struct fp_flavour {
+  static constexpr std::uint32_t control = 0xffc0;  // MXCSR control bits
+  static inline void* other = nullptr;
+  static inline std::uint32_t inner_mx = 0, inner_mx_after = 0;
+  static inline std::uint16_t inner_cw = 0, inner_cw_after = 0;
+
+  static void entry(gort::detail::transfer t) noexcept {
+    std::fesetround(FE_UPWARD);
+    write_x87_cw(static_cast<std::uint16_t>(read_x87_cw() & ~0x0300));  // PC=00
+    inner_mx = read_mxcsr() & control;
+    inner_cw = read_x87_cw();
+    other = Jump(t.fctx, nullptr).fctx;
+    inner_mx_after = read_mxcsr() & control;
+    inner_cw_after = read_x87_cw();
+    Jump(other, nullptr);  // back for good; never resumed
+    std::abort();
+  }
+  static void run() {
+    gort::stack_allocator alloc;
+    gort::stack s = alloc.allocate(kStack);
+    const int outer_round = std::fegetround();
+    const std::uint16_t outer_cw = read_x87_cw();
+    const std::uint32_t outer_mx = read_mxcsr() & control;
+    void* ctx = Jump(gort::detail::make_fcontext(s.hi, &entry), nullptr).fctx;
+    CHECK((read_mxcsr() & control) == outer_mx);  // the context's words stayed there
+    CHECK(read_x87_cw() == outer_cw);
+    std::fesetround(FE_DOWNWARD);
+    write_x87_cw(static_cast<std::uint16_t>((read_x87_cw() & ~0x0300) | 0x0200));  // PC=10
+    const std::uint32_t mine_mx = read_mxcsr() & control;
+    const std::uint16_t mine_cw = read_x87_cw();
+    REQUIRE(mine_mx != inner_mx);
+    REQUIRE(mine_cw != inner_cw);
+    Jump(ctx, nullptr);
+    CHECK(inner_mx_after == inner_mx);
+    CHECK(inner_cw_after == inner_cw);
+    CHECK((read_mxcsr() & control) == mine_mx);
+    CHECK(read_x87_cw() == mine_cw);
+    std::fesetround(outer_round);
+    write_x87_cw(outer_cw);
+    alloc.deallocate(s);
   }
 };
 
@@ -133,11 +185,16 @@ struct raw_flavour {
 
 TEST_CASE("callee-saved registers survive every flavour of the bare switch",
           "[fcontext]") {
-  using gort::detail::resume_by;
-  SECTION("FP kept, jmp") { raw_flavour<true, resume_by::jmp>::run(); }
-  SECTION("FP kept, ret") { raw_flavour<true, resume_by::ret>::run(); }
-  SECTION("nofp, jmp") { raw_flavour<false, resume_by::jmp>::run(); }
-  SECTION("nofp, ret") { raw_flavour<false, resume_by::ret>::run(); }
+  SECTION("FP kept, jmp") { raw_flavour<&gort_v0_jump_fcontext>::run(); }
+  SECTION("FP kept, ret") { raw_flavour<&gort_v0_jump_fcontext_ret>::run(); }
+  SECTION("nofp, jmp") { raw_flavour<&gort_v0_jump_fcontext_nofp>::run(); }
+  SECTION("nofp, ret") { raw_flavour<&gort_v0_jump_fcontext_nofp_ret>::run(); }
+}
+
+TEST_CASE("both FP-keeping flavours keep MXCSR and the x87 word per context",
+          "[fcontext]") {
+  SECTION("jmp") { fp_flavour<&gort_v0_jump_fcontext>::run(); }
+  SECTION("ret") { fp_flavour<&gort_v0_jump_fcontext_ret>::run(); }
 }
 
 TEST_CASE("floating-point values survive a switch", "[fcontext]") {
@@ -176,18 +233,38 @@ TEST_CASE("MXCSR rounding mode is per coroutine by default", "[fcontext]") {
   std::fesetround(outer);
 }
 
-TEST_CASE("MXCSR status flags stay with the thread (caller-saved)",
-          "[fcontext]") {
+TEST_CASE("MXCSR exception flags are per coroutine by default", "[fcontext]") {
   gort::stack_allocator alloc;
+  constexpr std::uint32_t ze = 0x4;  // divide-by-zero, raised by SSE division
   std::feclearexcept(FE_ALL_EXCEPT);
+  std::uint32_t inside_after = 0;
   coroutine c(alloc, kStack, [&](coroutine& self) {
+    CHECK((read_mxcsr() & 0x3f) == 0);  // a fresh context starts with none raised
+    volatile double z = 0.0;
+    volatile double r = 1.0 / z;
+    (void)r;
+    self.suspend();
+    inside_after = read_mxcsr();
+  });
+  c.resume();
+  CHECK((read_mxcsr() & ze) == 0);  // the coroutine's flag stayed with it
+  c.resume();
+  CHECK((inside_after & ze) != 0);  // and it found it again
+  std::feclearexcept(FE_ALL_EXCEPT);
+}
+
+TEST_CASE("nofp flavour leaves MXCSR exception flags to the thread", "[fcontext]") {
+  gort::stack_allocator alloc;
+  using nofp = basic_coroutine<false>;
+  std::feclearexcept(FE_ALL_EXCEPT);
+  nofp c(alloc, kStack, [&](nofp& self) {
     volatile double z = 0.0;
     volatile double r = 1.0 / z;  // raises FE_DIVBYZERO in SSE
     (void)r;
     self.suspend();
   });
   c.resume();
-  CHECK((read_mxcsr() & 0x4) != 0);  // ZE flag visible after the switch
+  CHECK((read_mxcsr() & 0x4) != 0);  // ZE visible to the caller after the switch
   c.resume();
   std::feclearexcept(FE_ALL_EXCEPT);
 }

@@ -28,8 +28,10 @@
 //   - caller-saved registers (rax, rcx, rdx, rsi, rdi, r8-r11, xmm0-15,
 //     the x87 stack): jump_fcontext is an ordinary call, so the compiler has
 //     already spilled whatever it needs across it.
-//   - MXCSR status flags (bits 0-5): caller-saved by the ABI; they stay with
-//     the thread, so fetestexcept() after a switch sees the thread's flags.
+//   - (MXCSR status flags, bits 0-5, are caller-saved by the ABI, but the
+//     FP flavours restore them with the control bits: each context keeps
+//     its own sticky exception flags, as each thread does. The nofp
+//     flavours leave them, like the control bits, to the thread.)
 //   - AVX upper halves, AVX-512 masks: caller-saved.
 //   - the signal mask and sigaltstack: per thread, deliberately shared by all
 //     contexts running on the thread (a per-switch sigprocmask would be a
@@ -52,11 +54,17 @@
 //     against 33 ns with `jmp`, because the whole chain of returns back into
 //     user code is then predicted.
 //
-// Why the FP control words are compared before being loaded: ldmxcsr and
-// fldcw serialise and cost a few ns each, while a context almost always
-// resumes with the control bits it left (round-to-nearest, all exceptions
-// masked). The switch stores both, and loads them only when the incoming
-// context's control bits differ from the outgoing ones.
+// Why MXCSR is loaded always and the x87 control word only when it differs:
+// both words are stored at every switch (stmxcsr, fnstcw). A context almost
+// always resumes with the control bits it left (round-to-nearest, all
+// exceptions masked), and fldcw costs a few ns on Intel cores, so the x87
+// word is compared with the outgoing one and loaded only on a difference.
+// MXCSR was compared the same way until it was measured on AMD Zen 4: there
+// the load that reads back what stmxcsr just stored is not forwarded from
+// the store, and the comparison cost 1.7 ns per switch (6.6 ns against
+// Boost.Context's 5.5), while an unconditional ldmxcsr costs nothing
+// measurable (4.9 ns). Loading MXCSR always also gives each context its own
+// status flags, as each thread has. See docs/context-switch.md.
 #pragma once
 
 #include <cstddef>
@@ -137,20 +145,16 @@ struct gort_v0_transfer {
   "fnstcw " GORT_FCTX_OFF(X87) "(%rsp)\n\t"   /* x87 control word */
 // rax = the frame just saved (transfer.fctx); then the stack swap.
 #define GORT_FCTX_SWAP "movq %rsp, %rax\n\t" "movq %rdi, %rsp\n\t"
-// Load the incoming FP control words only if their control bits differ
-// from the outgoing ones (label 2 is the slow path, 1 the way back).
-#define GORT_FCTX_CHECK_FP                                                   \
-  "movl " GORT_FCTX_OFF(FPCW) "(%rsp), %ecx\n\t"  /* incoming MXCSR */       \
-  "xorl " GORT_FCTX_OFF(FPCW) "(%rax), %ecx\n\t"  /* vs outgoing... */       \
-  "testl $0xffc0, %ecx\n\t"                       /* ...control bits */      \
-  "jnz 2f\n\t"                                                               \
+// Load the incoming MXCSR, and the incoming x87 control word only if it
+// differs from the outgoing one (label 2 is that slow path, 1 the way back).
+#define GORT_FCTX_LOAD_FP                                                    \
+  "ldmxcsr " GORT_FCTX_OFF(FPCW) "(%rsp)\n\t"     /* incoming MXCSR */      \
   "movzwl " GORT_FCTX_OFF(X87) "(%rsp), %ecx\n\t" /* incoming x87 cw */      \
-  "cmpw " GORT_FCTX_OFF(X87) "(%rax), %cx\n\t"                               \
+  "cmpw " GORT_FCTX_OFF(X87) "(%rax), %cx\n\t"    /* vs outgoing */         \
   "jne 2f\n"                                                                 \
   "1:\n\t"
-#define GORT_FCTX_FP_SLOW_PATH                                               \
+#define GORT_FCTX_X87_SLOW_PATH                                              \
   "2:\n\t"                                                                  \
-  "ldmxcsr " GORT_FCTX_OFF(FPCW) "(%rsp)\n\t"                                \
   "fldcw " GORT_FCTX_OFF(X87) "(%rsp)\n\t"                                   \
   "jmp 1b\n\t"
 // transfer.data in rdx (returned in rax:rdx) and, for a fresh context's
@@ -166,15 +170,16 @@ struct gort_v0_transfer {
 
 // jump_fcontext(to, data) -> {from, data}.
 // Saves the callee-saved registers, the MXCSR and the x87 control word on
-// the current stack, switches to `to`, and resumes it with {from, data}
+// the current stack, switches to `to`, loads its MXCSR (and its x87 control
+// word if that differs), and resumes it with {from, data}
 // (returned from its own jump_fcontext call, or passed as the argument of a
 // fresh context's entry function). Resumes with an indirect jmp. Never call
 // with to == the current context.
 [[gnu::naked]] inline gort_v0_transfer gort_v0_jump_fcontext(
     void* /*to*/, void* /*data*/) noexcept {
   __asm__(GORT_FCTX_OPEN_FRAME GORT_FCTX_SAVE_FP GORT_FCTX_SAVE_GPRS GORT_FCTX_SWAP
-              GORT_FCTX_CHECK_FP GORT_FCTX_RESTORE_GPRS GORT_FCTX_RESUME_JMP
-                  GORT_FCTX_FP_SLOW_PATH);
+              GORT_FCTX_LOAD_FP GORT_FCTX_RESTORE_GPRS GORT_FCTX_RESUME_JMP
+                  GORT_FCTX_X87_SLOW_PATH);
 }
 
 // The same, resuming with `ret`: for switches between two contexts that
@@ -182,8 +187,8 @@ struct gort_v0_transfer {
 [[gnu::naked]] inline gort_v0_transfer gort_v0_jump_fcontext_ret(
     void* /*to*/, void* /*data*/) noexcept {
   __asm__(GORT_FCTX_OPEN_FRAME GORT_FCTX_SAVE_FP GORT_FCTX_SAVE_GPRS GORT_FCTX_SWAP
-              GORT_FCTX_CHECK_FP GORT_FCTX_RESTORE_GPRS GORT_FCTX_RESUME_RET
-                  GORT_FCTX_FP_SLOW_PATH);
+              GORT_FCTX_LOAD_FP GORT_FCTX_RESTORE_GPRS GORT_FCTX_RESUME_RET
+                  GORT_FCTX_X87_SLOW_PATH);
 }
 
 // jump_fcontext_nofp(to, data): jump_fcontext without the FP control words
@@ -247,7 +252,8 @@ static_assert(sizeof(transfer) == 16, "transfer must come back in rax:rdx");
 
 // Lays out the first frame of a context on the stack whose highest address
 // is stack_hi; jumping to the result calls entry({from, data}) on that stack.
-// The new context starts with the calling thread's FP control state. Uses
+// The new context starts with the calling thread's FP control bits and no
+// MXCSR exception flags raised. Uses
 // GORT_FCTX_SIZE + 16 bytes of the stack.
 inline void* make_fcontext(void* stack_hi, fcontext_entry entry) noexcept {
   auto top = reinterpret_cast<std::uintptr_t>(stack_hi) & ~std::uintptr_t{15};
@@ -256,6 +262,7 @@ inline void* make_fcontext(void* stack_hi, fcontext_entry entry) noexcept {
   *reinterpret_cast<void**>(top + 8) = nullptr;
   auto* f = reinterpret_cast<fcontext_frame*>(top - sizeof(fcontext_frame));
   __asm__ volatile("stmxcsr %0" : "=m"(f->mxcsr));
+  f->mxcsr &= ~std::uint32_t{0x3f};  // the thread's control bits, no exception flags yet
   __asm__ volatile("fnstcw %0" : "=m"(f->x87cw));
   f->pad = 0;
   f->r12 = f->r13 = f->r14 = f->r15 = nullptr;
