@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <set>
@@ -253,6 +254,55 @@ TEST_CASE("blocking(): other Gs run while one G blocks, even on one P", "[runtim
   CHECK_THROWS_WITH(rt.run([] { gort::blocking([] { throw std::runtime_error("in call"); }); }),
                     "in call");
   rt.run([] {});  // the runtime recovered its P after the throw
+}
+
+TEST_CASE("blocking(): a yield inside yields the thread; a park inside is a clear fatal error",
+          "[runtime][fatal]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  // Before: the yield ran the scheduler with no P and crashed (SIGSEGV).
+  CHECK(rt.run([] {
+    return gort::blocking([] {
+      for (int i = 0; i < 100; ++i) gort::yield();
+      return 7;
+    });
+  }) == 7);
+  auto r = gort_test::run_in_child([procs] {
+    gort::runtime rt2(gort::config{.procs = procs});
+    rt2.run([] { gort::blocking([] { gort::sleep_for(std::chrono::milliseconds(1)); }); });
+  });
+  INFO(r.output);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.killed_by(SIGABRT));
+  CHECK_THAT(r.output, Catch::Contains("sleep inside gort::blocking()"));
+}
+
+// Out of address space for a G's first stack: Go's "out of memory" fatal
+// error, naming the G. Before, the bad_alloc came out of whichever G was
+// parking when the new one was picked, with the new one marked running.
+TEST_CASE("no memory for a G's stack is a clear fatal error", "[runtime][fatal]") {
+  if (GORT_ASAN || GORT_TSAN) return;  // their shadow memory needs the address space
+  auto r = gort_test::run_in_child([] {
+    gort::runtime rt(gort::config{.procs = 1});
+    rt.run([] {
+      gort::chan<int> never(0);
+      std::FILE* f = std::fopen("/proc/self/statm", "r");
+      unsigned long pages = 0;
+      if (f == nullptr || std::fscanf(f, "%lu", &pages) != 1) std::abort();
+      std::fclose(f);
+      const rlim_t cap = pages * 4096 + (rlim_t{64} << 20);  // 256 stacks' worth
+      rlimit rl{cap, cap};
+      if (::setrlimit(RLIMIT_AS, &rl) != 0) std::abort();
+      for (int i = 0; i < 2000; ++i) gort::go([&] { never.recv(); });
+      never.recv();
+    });
+  });
+  INFO(r.output);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.killed_by(SIGABRT));
+  CHECK_THAT(r.output, Catch::Contains("gort: fatal: out of memory: cannot allocate a") &&
+                           Catch::Contains("-byte stack for G "));
+  CHECK_THAT(r.output, !Catch::Contains("uncaught exception"));
 }
 
 TEST_CASE("lock_os_thread: the thread stays fixed; unlocked Gs migrate", "[runtime]") {

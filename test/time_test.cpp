@@ -182,6 +182,68 @@ TEST_CASE("a timer whose channel its owner closed fires into nothing", "[time]")
   });
 }
 
+TEST_CASE("deadlines saturate instead of overflowing", "[time]") {
+  using gort::detail::max_when;
+  using gort::detail::saturated;
+  using gort::detail::when_after;
+  using ns = std::chrono::nanoseconds;
+  CHECK(saturated(std::chrono::hours::max()) == gort::clock::duration::max());
+  CHECK(saturated(std::chrono::hours::min()) == gort::clock::duration::min());
+  CHECK(saturated(std::chrono::duration<double>(1e300)) == gort::clock::duration::max());
+  CHECK(saturated(std::chrono::seconds(3)) == ns(3'000'000'000));
+  CHECK(saturated(std::chrono::duration<double, std::milli>(1.5)) == ns(1'500'000));
+  CHECK(when_after(100, ns::max()) == max_when);
+  CHECK(when_after(100, ns(INT64_MAX - 100)) == max_when);  // not INT64_MAX: "no timer"
+  CHECK(when_after(100, ns(-50)) == 50);
+  CHECK(when_after(100, ns::min()) == 100 + INT64_MIN);
+  CHECK(when_after(100, ns(7)) == 107);
+}
+
+TEST_CASE("a duration too long for a deadline means forever, not now", "[time]") {
+  const unsigned procs = procs_param();
+  gort::runtime rt(gort::config{.procs = procs});
+  rt.run([] {
+    gort::timer t(std::chrono::nanoseconds::max());
+    gort::timer t2(std::chrono::hours::max());
+    gort::ticker tk(std::chrono::hours::max());
+    auto a = gort::after(std::chrono::hours::max() / 2);
+    auto a2 = gort::after(std::chrono::duration<double>(1e300));
+    // Same G, no park in between: all of them sit in one P's heap, which
+    // fires in deadline order, so once the probe has fired any of them
+    // that overflowed into the past would have too.
+    auto probe = gort::after(5ms);
+    CHECK(probe->recv().has_value());
+    CHECK(t.c().try_recv() == std::nullopt);
+    CHECK(t2.c().try_recv() == std::nullopt);
+    CHECK(tk.c().try_recv() == std::nullopt);
+    CHECK(a->try_recv() == std::nullopt);
+    CHECK(a2->try_recv() == std::nullopt);
+    CHECK(t.stop());  // still pending
+    CHECK(t2.stop());
+    CHECK(tk.stop());
+    // A reset to "forever" keeps it pending too.
+    CHECK_FALSE(t.reset(std::chrono::seconds::max()));
+    CHECK(t.stop());
+
+    // sleep_for(max) with a token sleeps until the stop request.
+    std::stop_source src;
+    gort::chan<bool> slept(2);
+    gort::go([&] { slept.send(gort::sleep_for(std::chrono::nanoseconds::max(), src.get_token())); });
+    gort::go([&] { slept.send(gort::sleep_until(gort::clock::time_point::max(), src.get_token())); });
+    auto early = gort::after(5ms);
+    early->recv();
+    CHECK(slept.size() == 0);  // neither came back at once
+    src.request_stop();
+    CHECK(slept.recv() == std::optional<bool>(false));  // cut short, not slept out
+    CHECK(slept.recv() == std::optional<bool>(false));
+
+    // The most negative durations are deadlines in the past.
+    gort::sleep_for(std::chrono::hours::min());
+    gort::timer past(std::chrono::hours::min());
+    CHECK(past.c().recv().has_value());
+  });
+}
+
 TEST_CASE("a reset that pushes a pending deadline back keeps it from firing early", "[time]") {
   // A deadline pushed back stays in the heap under its old key until it
   // reaches the top (timer_heap::update); it must then sink, not fire.

@@ -70,8 +70,10 @@ inline long os_thread_id() noexcept { return ::syscall(SYS_gettid); }
 // Runs f() (a blocking system call, a C library call, a slow disk read)
 // without stalling the other Gs of this P: the P is handed to another M if
 // f() blocks for more than a sysmon tick while other Gs wait. Go's
-// entersyscall/exitsyscall. f must not use gort primitives that park (it
-// runs outside the scheduler). Outside a G, simply calls f().
+// entersyscall/exitsyscall. f runs outside the scheduler: gort::yield()
+// there yields the thread, gort::go queues the new G globally, and a
+// primitive that would park the G (a channel, a mutex, a sleep, net I/O)
+// is a fatal error with a message. Outside a G, simply calls f().
 template <class F>
 decltype(auto) blocking(F&& f) {
   detail::g_base* gp = detail::current_g();

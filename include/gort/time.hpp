@@ -30,6 +30,8 @@
 GORT_BEGIN_NAMESPACE
 
 using clock = std::chrono::steady_clock;
+static_assert(std::is_same_v<clock::duration, std::chrono::nanoseconds>,
+              "gort: timers count steady_clock ticks as nanoseconds");
 
 namespace detail {
 
@@ -39,6 +41,33 @@ inline std::int64_t to_nanotime(clock::time_point tp) noexcept {
 }
 inline clock::time_point from_nanotime(std::int64_t ns) noexcept {
   return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+// The latest deadline a timer can have. INT64_MAX means "no timer" to the
+// timer heaps (p::timer0when), so deadlines stop one below it; nanotime()
+// gets there after ~292 years of uptime.
+inline constexpr std::int64_t max_when = INT64_MAX - 1;
+
+// d in the clock's nanoseconds, saturated instead of overflowing (a
+// duration_cast of hours::max() to nanoseconds is signed overflow, and
+// came out as a deadline in the past: "wait forever" fired at once). Any
+// duration type, integer or floating; NaN counts as forever.
+template <class Rep, class Period>
+clock::duration saturated(std::chrono::duration<Rep, Period> d) noexcept {
+  const long double ns = std::chrono::duration<long double, std::nano>(d).count();
+  constexpr long double hi = static_cast<long double>(INT64_MAX);
+  constexpr long double lo = static_cast<long double>(INT64_MIN);
+  if (!(ns < hi)) return clock::duration::max();
+  if (ns <= lo) return clock::duration::min();
+  return std::chrono::duration_cast<clock::duration>(d);
+}
+
+// The deadline d after now (nanotime), clamped to max_when: Go's when(),
+// where an overflowing deadline becomes maxWhen. now >= 0.
+inline std::int64_t when_after(std::int64_t now, clock::duration d) noexcept {
+  std::int64_t w = 0;
+  if (__builtin_add_overflow(now, d.count(), &w)) return d.count() > 0 ? max_when : 0;
+  return w < max_when ? w : max_when;
 }
 
 inline sched_base* require_runtime(const char* what) {
@@ -85,7 +114,7 @@ inline bool sleep_timer_arm(g_base* gp, void* arg) {
 inline bool sleep_until_ns(std::int64_t when, std::stop_token* token) {
   g_base* gp = current_g();
   sleep_timer st;
-  st.when = when;
+  st.when = when < max_when ? when : max_when;  // time_point::max(): never "no timer"
   st.fn = &sleep_timer_fire;
   st.g = gp;
   auto on_stop = [&st] {
@@ -136,9 +165,11 @@ inline void sleep_until(clock::time_point tp) {
   }
   detail::sleep_until_ns(detail::to_nanotime(tp), nullptr);
 }
+// Durations too long to express as a deadline (duration::max(): "forever")
+// sleep until the latest deadline there is.
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
-  sleep_until(now() + std::chrono::duration_cast<clock::duration>(d));
+  sleep_until(detail::from_nanotime(detail::when_after(detail::sched_nanotime(), detail::saturated(d))));
 }
 
 // The same, cut short by a stop request: returns false if it was.
@@ -153,7 +184,8 @@ inline bool sleep_until(clock::time_point tp, std::stop_token token) {
 }
 template <class Rep, class Period>
 bool sleep_for(std::chrono::duration<Rep, Period> d, std::stop_token token) {
-  return sleep_until(now() + std::chrono::duration_cast<clock::duration>(d), std::move(token));
+  return sleep_until(detail::from_nanotime(detail::when_after(detail::sched_nanotime(), detail::saturated(d))),
+                     std::move(token));
 }
 
 // Go's time.Timer: its channel c() receives the firing time once. stop()
@@ -168,7 +200,7 @@ class timer {
  public:
   template <class Rep, class Period>
   explicit timer(std::chrono::duration<Rep, Period> d)
-      : timer(std::chrono::duration_cast<clock::duration>(d), clock::duration::zero()) {}
+      : timer(detail::saturated(d), clock::duration::zero()) {}
   timer(const timer&) = delete;
   timer& operator=(const timer&) = delete;
   ~timer() { stop(); }
@@ -181,7 +213,7 @@ class timer {
   }
   template <class Rep, class Period>
   bool reset(std::chrono::duration<Rep, Period> d) {
-    const clock::duration dd = std::chrono::duration_cast<clock::duration>(d);
+    const clock::duration dd = detail::saturated(d);
     std::lock_guard<detail::spinlock> lk(s_->mu);  // one hold: stop and re-arm
     // Pending and still in its heap: move it there (pending implies the
     // runtime is alive: its end drops every pending timer first).
@@ -235,9 +267,7 @@ class timer {
 
   // d from now on the timer's own runtime clock (a sim_runtime's virtual
   // time, whoever calls).
-  std::int64_t deadline(clock::duration d) const {
-    return s_->sched->now() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  }
+  std::int64_t deadline(clock::duration d) const { return detail::when_after(s_->sched->now(), d); }
 
   // mu held; the node is not in the heap (never armed, stopped, fired, or
   // popped and counted in stale). Expires at deadline(d).
@@ -271,10 +301,11 @@ class timer {
       } else if (s->period.count() != 0) {
         // Ticker: the next tick after now, on the original phase; ticks a
         // stalled runtime missed are skipped, as Go's are.
-        const std::int64_t period = std::chrono::duration_cast<std::chrono::nanoseconds>(s->period).count();
+        // Saturating: a period of years ends at max_when.
+        const std::int64_t period = s->period.count();  // > 0, clock::duration is ns
         const std::int64_t now = s->sched->now();
-        s->when += period;
-        if (s->when <= now) s->when += period * ((now - s->when) / period + 1);
+        s->when = detail::when_after(s->when, s->period);
+        if (s->when <= now) s->when = detail::when_after(s->when, s->period * ((now - s->when) / period + 1));
         s->sched->add_timer(s);
       } else {
         s->pending = false;
@@ -305,12 +336,11 @@ class ticker : public timer {
  public:
   template <class Rep, class Period>
   explicit ticker(std::chrono::duration<Rep, Period> period)
-      : timer(checked(std::chrono::duration_cast<clock::duration>(period)),
-              std::chrono::duration_cast<clock::duration>(period)) {}
+      : timer(checked(detail::saturated(period)), detail::saturated(period)) {}
 
   template <class Rep, class Period>
   void reset(std::chrono::duration<Rep, Period> period) {
-    const clock::duration p = checked(std::chrono::duration_cast<clock::duration>(period));
+    const clock::duration p = checked(detail::saturated(period));
     std::lock_guard<detail::spinlock> lk(s_->mu);
     stop_locked();
     s_->period = p;
@@ -337,7 +367,7 @@ std::shared_ptr<chan<clock::time_point>> after(std::chrono::duration<Rep, Period
     std::shared_ptr<holder> self;  // while pending; fn or drop lets go
   };
   auto h = std::make_shared<holder>(detail::require_runtime("gort::after"));
-  h->when = detail::to_nanotime(now() + std::chrono::duration_cast<clock::duration>(d));
+  h->when = detail::when_after(detail::sched_nanotime(), detail::saturated(d));
   h->fn = [](detail::timer_node* t) {
     std::shared_ptr<holder> keep = std::move(static_cast<holder*>(t)->self);
     detail::fire_into(keep->ch, keep->sched);

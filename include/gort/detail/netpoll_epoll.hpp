@@ -129,8 +129,14 @@ class epoll_poller final : public netpoller_base {
     if (n < 0 && errno != EINTR) GORT_FATAL("netpoll: epoll_pwait: %s", std::strerror(errno));
     for (int i = 0; i < n; ++i) {
       if (evs[i].data.ptr == &efd_) {
-        std::uint64_t v;
-        while (::read(efd_, &v, sizeof v) > 0) {
+        // Only a blocking poll consumes a wakeup (Go's netpoll reads the
+        // break fd only when delay != 0): a non-blocking look by any M
+        // (findrunnable, sysmon) must not eat the one meant for the M
+        // asleep here, or that M sleeps on to its old deadline.
+        if (timeout_ns != 0) {
+          std::uint64_t v;
+          while (::read(efd_, &v, sizeof v) > 0) {
+          }
         }
         continue;
       }

@@ -1441,7 +1441,17 @@ void basic_sched<Traits>::prepare_run(m* mp, p* pp, g_base* gp, bool inherit_tim
   pp->curg.store(gp, std::memory_order_release);
   if constexpr (!g_in_stack) {
     if (!gp->stk) {  // first run: the G gets its stack now, not at spawn
-      gp->stk = stackget(pp);
+      // Out of memory here is Go's "out of memory" fatal error: this runs
+      // on g0 or on a G that is parking (gogo_next), so a bad_alloc would
+      // surface in some other G, with this one marked running and never run.
+      try {
+        gp->stk = stackget(pp);
+      } catch (const std::bad_alloc&) {
+        GORT_FATAL("out of memory: cannot allocate a %zu-byte stack for G %llu "
+                   "(address space: ulimit -v, vm.overcommit_memory, vm.max_map_count)",
+                   static_cast<std::size_t>(Traits::stack_size),
+                   static_cast<unsigned long long>(gp->goid));
+      }
       gp->si.stk = gp->stk.bounds();
       gp->ctx.make(&gp->si, &gentry);
     }
@@ -2008,6 +2018,13 @@ void basic_sched<Traits>::gopark(bool (*unlockf)(g_base*, void*), void* arg,
                                  const char* reason) {
   g_base* gp = current_g();
   GORT_ASSERT(gp != nullptr && gp->sched == this, "gopark: not on a G of this runtime");
+  // Inside gort::blocking() the M holds no P: a park there would run the
+  // scheduler without one. A misuse to report, not to survive.
+  if (GORT_UNLIKELY(gp->status() == gstatus::syscall))
+    GORT_FATAL("G %llu: %s inside gort::blocking(): the function given to blocking() runs "
+               "outside the scheduler and must not park (no channel, mutex, sleep or net I/O "
+               "there; do those before or after it)",
+               static_cast<unsigned long long>(gp->goid), reason);
   gp->waitreason = reason;
   // load relaxed: sysmon's store in preemptone; a late one waits a park.
   if (GORT_UNLIKELY(gp->preempt.load(std::memory_order_relaxed))) endslice(gp);
@@ -2087,6 +2104,12 @@ template <class Traits>
 void basic_sched<Traits>::gosched() {
   g_base* gp = current_g();
   GORT_ASSERT(gp != nullptr && gp->sched == this, "gosched: not on a G of this runtime");
+  // Inside gort::blocking() the G is a plain thread with no P to give up:
+  // yield as a thread does.
+  if (GORT_UNLIKELY(gp->status() == gstatus::syscall)) {
+    ::sched_yield();
+    return;
+  }
   mcall_rec rec{mcall_rec::gosched};
   if (gogo_next(gp, rec) || yield_in_place(gp)) return;
   mcall(gp, rec);
