@@ -392,6 +392,42 @@ TEMPLATE_TEST_CASE("net: close wakes a G blocked reading; accept on a closed lis
   });
 }
 
+// close() frees the fd number at once; a new socket may take it. Before,
+// shutdown_write, set_nodelay, the addresses and native_handle still used
+// the old number: a.shutdown_write() after a.close() half-closed b.
+TEMPLATE_TEST_CASE("net: after close() no call touches the fd number, which may be another's",
+                   "[net]", uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    auto ln = gort::net::listen_tcp("127.0.0.1:0");
+    auto a = gort::net::dial_tcp(ln.local_addr().to_string());
+    auto as = ln.accept();
+    const int old_fd = a.native_handle();
+    a.close();
+    CHECK(a.native_handle() == -1);
+    auto b = gort::net::dial_tcp(ln.local_addr().to_string());
+    auto bs = ln.accept();
+    CHECK((b.native_handle() == old_fd || bs.native_handle() == old_fd));  // the lowest free
+    std::error_code ec;
+    a.shutdown_write(ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    a.set_nodelay(true, ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    CHECK(a.local_addr().empty());
+    CHECK(a.remote_addr().empty());
+    CHECK_THROWS_AS(a.shutdown_write(), std::system_error);
+    // b and its peer are untouched, both ways.
+    std::byte got[1];
+    b.write(gort::net::as_bytes("x"));
+    REQUIRE(bs.read(got) == 1);
+    CHECK(got[0] == std::byte{'x'});
+    bs.write(gort::net::as_bytes("y"));
+    REQUIRE(b.read(got) == 1);
+    CHECK(got[0] == std::byte{'y'});
+    CHECK_FALSE(b.local_addr().empty());
+    CHECK(b.remote_addr().to_string() == ln.local_addr().to_string());
+  });
+}
+
 TEMPLATE_TEST_CASE("net: UDP round trips", "[net]", uring_traits, epoll_traits) {
   for_procs<TestType>([](unsigned) {
     auto a = gort::net::listen_udp("127.0.0.1:0");
@@ -829,6 +865,38 @@ TEMPLATE_TEST_CASE("signal: a notifier wakes a parked G; close() releases it", "
   });
 }
 
+// A non-blocking poll (findrunnable's, sysmon's) must leave a wakeup meant
+// for the M asleep in the poller: Go reads its break fd only when it would
+// block. Before the fix, epoll's poll(0) drained the eventfd and the
+// blocking poll after it slept its whole timeout.
+TEST_CASE("net: a non-blocking poll leaves the wakeup for the blocking one", "[net]") {
+  auto check = [](gort::detail::netpoller_base& p) {
+    gort::detail::glist out;
+    p.wakeup();
+    p.poll(0, out);
+    const auto t0 = std::chrono::steady_clock::now();
+    p.poll(std::chrono::nanoseconds(5s).count(), out);  // must return at once
+    CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+    CHECK(out.empty());
+  };
+  std::string why;
+  SECTION("epoll_pwait2") {
+    auto p = gort::detail::epoll_poller::create(why, true);
+    REQUIRE(p);
+    check(*p);
+  }
+  SECTION("epoll_pwait") {
+    auto p = gort::detail::epoll_poller::create(why, false);
+    REQUIRE(p);
+    check(*p);
+  }
+  SECTION("io_uring") {
+    auto p = gort::detail::uring_poller::create(1, why);
+    if (p) check(*p);
+    else WARN("io_uring unavailable here: " << why);
+  }
+}
+
 TEST_CASE("net: outside a G the calls say so", "[net]") {
   CHECK_THROWS_AS(gort::net::listen_tcp("127.0.0.1:0"), std::logic_error);
   CHECK_THROWS_AS(gort::net::dial_tcp("127.0.0.1:1"), std::logic_error);
@@ -843,4 +911,208 @@ TEST_CASE("net: GORT_POLLER picks the backend", "[net]") {
     CHECK(name == (std::strcmp(want, "epoll") == 0 ? "epoll" : "io_uring"));
   }
   ::unsetenv("GORT_POLLER");
+}
+
+// ---- fs and signal input checks ----
+
+namespace {
+
+// A temp file holding "ABCDEFGH"; unlinked at scope exit.
+struct temp_file {
+  char path[32] = "/tmp/gort_fs_check_XXXXXX";
+  temp_file() {
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, "ABCDEFGH", 8) == 8);
+    ::close(fd);
+  }
+  ~temp_file() { ::unlink(path); }
+};
+
+// The errc a throwing call failed with (or {} if it did not throw).
+template <class F>
+std::error_code thrown_code(F&& f) {
+  try {
+    f();
+  } catch (const std::system_error& e) {
+    return e.code();
+  }
+  return {};
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("fs: offsets past INT64_MAX fail with invalid_argument and change nothing",
+                   "[fs]", uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    temp_file t;
+    auto f = gort::fs::file::open(t.path, O_RDWR);
+    std::byte two[2];
+    REQUIRE(f.read(two) == 2);  // the file position is now 2
+    constexpr std::uint64_t i64max = INT64_MAX;
+    std::byte b[4];
+    const auto xy = gort::net::as_bytes("XY");
+    std::error_code ec;
+    for (const std::uint64_t off : {UINT64_MAX, UINT64_MAX - 1, i64max + 1}) {
+      INFO("off = " << off);
+      CHECK(f.read_at(b, off, ec) == 0);
+      CHECK(ec == std::errc::invalid_argument);
+      CHECK(f.write_at(xy, off, ec) == 0);
+      CHECK(ec == std::errc::invalid_argument);
+      CHECK(thrown_code([&] { f.read_at(b, off); }) == std::errc::invalid_argument);
+      CHECK(thrown_code([&] { f.write_at(xy, off); }) == std::errc::invalid_argument);
+    }
+    // off fits but off + size does not.
+    CHECK(f.read_at(b, i64max - 3, ec) == 0);
+    CHECK(ec == std::errc::invalid_argument);
+    CHECK(f.write_at(xy, i64max - 1, ec) == 0);
+    CHECK(ec == std::errc::invalid_argument);
+    CHECK(thrown_code([&] { f.read_at(b, i64max - 3); }) == std::errc::invalid_argument);
+    // The largest valid range is not refused (past EOF: 0 bytes).
+    CHECK(f.read_at(b, i64max - 4, ec) == 0);
+    CHECK(!ec);
+    // Nothing moved, nothing written.
+    CHECK(::lseek(f.native_handle(), 0, SEEK_CUR) == 2);
+    std::byte all[16];
+    REQUIRE(f.read_at(all, 0) == 8);
+    CHECK(std::memcmp(all, "ABCDEFGH", 8) == 0);
+    CHECK(f.size() == 8);
+  });
+}
+
+TEMPLATE_TEST_CASE("fs: open refuses FIFOs and devices and directories and leaks no fd", "[fs]",
+                   uring_traits, epoll_traits) {
+  char dir[] = "/tmp/gort_fs_fifo_XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string fifo = std::string(dir) + "/fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for_procs<TestType>([&](unsigned) {  // (for_procs checks that no fd is left open)
+    std::error_code ec;
+    // O_RDWR: open(2) of a FIFO does not wait for a peer then.
+    auto f = gort::fs::file::open(fifo, O_RDWR, 0, ec);
+    CHECK(ec == std::errc::invalid_argument);
+    CHECK(!f.is_open());
+    try {
+      gort::fs::file::open(fifo, O_RDWR);
+      FAIL("open of a FIFO did not throw");
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == std::errc::invalid_argument);
+      CHECK_THAT(e.what(), Catch::Contains("not a regular file") && Catch::Contains("FIFO"));
+    }
+    gort::fs::file::open("/dev/null", O_RDWR, 0, ec);
+    CHECK(ec == std::errc::invalid_argument);
+    gort::fs::file::open(dir, O_RDONLY, 0, ec);
+    CHECK(ec == std::errc::is_a_directory);
+  });
+  ::unlink(fifo.c_str());
+  ::rmdir(dir);
+}
+
+TEMPLATE_TEST_CASE("fs: after close() every call fails with bad_file_descriptor", "[fs]",
+                   uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    temp_file t;
+    auto f = gort::fs::file::open(t.path, O_RDWR);
+    const int old_fd = f.native_handle();
+    f.close();
+    // Most likely the number f had: a file of another size, which size()
+    // must not report.
+    char other[] = "/tmp/gort_fs_other_XXXXXX";
+    const int o = ::mkstemp(other);
+    REQUIRE(o >= 0);
+    REQUIRE(::ftruncate(o, 100) == 0);
+    INFO("old fd " << old_fd << ", new fd " << o);
+    std::error_code ec;
+    CHECK(f.size(ec) == 0);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    CHECK(thrown_code([&] { f.size(); }) == std::errc::bad_file_descriptor);
+    std::byte b[4];
+    f.read_at(b, 0, ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    f.read(b, ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    f.write_at(gort::net::as_bytes("XY"), 0, ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    f.write(gort::net::as_bytes("XY"), ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    f.fsync(ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    f.close(ec);
+    CHECK(ec == std::errc::bad_file_descriptor);
+    struct stat st{};
+    REQUIRE(::fstat(o, &st) == 0);
+    CHECK(st.st_size == 100);
+    CHECK(::lseek(o, 0, SEEK_CUR) == 0);
+    ::close(o);
+    ::unlink(other);
+  });
+}
+
+namespace {
+std::atomic<int> usr1_seen{0};
+void count_usr1(int) { usr1_seen.fetch_add(1); }
+int fail_on_sigusr2(int s, const struct sigaction* sa, struct sigaction* old) {
+  if (s == SIGUSR2 && sa != nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  return ::sigaction(s, sa, old);
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("signal: reserved or fault or out-of-range signals are refused; a failed "
+                   "sigaction is undone", "[signal]", uring_traits, epoll_traits) {
+  for_procs<TestType>([](unsigned) {
+    for (const int s : {0, -1, 32, 33, SIGRTMAX + 1, 65, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+                        SIGSYS, SIGKILL, SIGSTOP}) {
+      INFO("signal " << s);
+      CHECK_THROWS_AS(gort::signal::notifier({s}), std::invalid_argument);
+      CHECK_THROWS_AS(gort::signal::notifier({SIGUSR1, s}), std::invalid_argument);
+    }
+    CHECK_THROWS_WITH(gort::signal::notifier({32}), Catch::Contains("C library"));
+    CHECK_THROWS_WITH(gort::signal::notifier({SIGSEGV}), Catch::Contains("fault"));
+
+    // sigaction fails for SIGUSR2 after SIGUSR1's handler went in: SIGUSR1
+    // gets its old handler back, and slot and counts are freed (more
+    // failures than there are slots).
+    struct sigaction mine{};
+    mine.sa_handler = &count_usr1;
+    sigemptyset(&mine.sa_mask);
+    struct sigaction before{};
+    REQUIRE(::sigaction(SIGUSR1, &mine, &before) == 0);
+    gort::signal::detail_sig::sigaction_fn = &fail_on_sigusr2;
+    for (int i = 0; i < 70; ++i) {
+      try {
+        gort::signal::notifier n{SIGUSR1, SIGUSR2};
+        FAIL("no error");
+      } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::invalid_argument);
+      }
+      struct sigaction cur{};
+      REQUIRE(::sigaction(SIGUSR1, nullptr, &cur) == 0);
+      REQUIRE(cur.sa_handler == &count_usr1);
+    }
+    gort::signal::detail_sig::sigaction_fn = &::sigaction;
+
+    {  // SIGUSR1 still works, on the M's alternate signal stack
+      gort::signal::notifier sig{SIGUSR1};
+      struct sigaction cur{};
+      REQUIRE(::sigaction(SIGUSR1, nullptr, &cur) == 0);
+      CHECK((cur.sa_flags & SA_ONSTACK) != 0);
+      gort::chan<int> got(1);
+      gort::go([&] { got.send(sig.wait()); });
+      gort::sleep_for(2ms);
+      ::raise(SIGUSR1);
+      CHECK(*got.recv() == SIGUSR1);
+      CHECK(usr1_seen.load() == 0);
+    }
+    {  // and so does the first real-time signal
+      gort::signal::notifier sig{SIGRTMIN};
+      ::raise(SIGRTMIN);
+      CHECK(sig.wait() == SIGRTMIN);
+    }
+    ::raise(SIGUSR1);  // the handler from before is back
+    CHECK(usr1_seen.exchange(0) == 1);
+    ::sigaction(SIGUSR1, &before, nullptr);
+  });
 }

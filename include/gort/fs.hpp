@@ -10,8 +10,9 @@
 // disk I/O parks only the G, never the M (Go blocks a thread per call).
 // With epoll (files cannot be polled) each runs as a blocking call that
 // hands the P to another M meanwhile, as gort::blocking does. open() runs
-// as a blocking call in both. Flags and modes are POSIX's (O_RDONLY, ...;
-// O_CLOEXEC is always added). Must run on a G; errors asio-style.
+// as a blocking call in both, and takes regular files and block devices
+// only (see there). Flags and modes are POSIX's (O_RDONLY, ...; O_CLOEXEC
+// is always added). Must run on a G; errors asio-style.
 #pragma once
 
 #include <fcntl.h>
@@ -37,44 +38,42 @@ class file : public net::detail_net::socket_base {
  public:
   file() noexcept = default;
 
+  // Regular files and block devices only; anything else fails with
+  // invalid_argument (is_a_directory for a directory) and is closed. With
+  // epoll, file I/O is a blocking call that close() cannot interrupt, so a
+  // FIFO or a terminal would hang it; pipes and sockets are gort::net's. A
+  // FIFO opened O_RDONLY or O_WRONLY still waits in open(2) for its other
+  // end before it is refused, as open(2) does.
   static file open(const std::string& path, int flags, mode_t mode, std::error_code& ec) {
-    ec.clear();
-    auto* np = net::detail_net::poller("fs::file::open");
-    detail::sched_base* s = detail::current_g()->sched;
-    s->entersyscall();
-    const int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-    const int e = errno;
-    s->exitsyscall();
-    if (fd < 0) {
-      ec = {e, std::system_category()};
-      return {};
-    }
-    int err = 0;
-    detail::fd_desc* d = np->open_fd(fd, true, &err);
-    if (d == nullptr) {
-      ::close(fd);
-      ec = {-err, std::system_category()};
-      return {};
-    }
-    return file(np, d);
+    const char* why = nullptr;
+    return open_file(path, flags, mode, ec, why);
   }
   static file open(const std::string& path, int flags = O_RDONLY, mode_t mode = 0644) {
     std::error_code ec;
-    file f = open(path, flags, mode, ec);
-    if (ec) net::detail_net::throw_error(ec, "gort::fs::file::open(\"" + path + "\")");
+    const char* why = nullptr;
+    file f = open_file(path, flags, mode, ec, why);
+    if (ec) {
+      std::string what = "gort::fs::file::open(\"" + path + "\")";
+      if (why != nullptr) what += std::string(": ") + why;
+      net::detail_net::throw_error(ec, what);
+    }
     return f;
   }
 
   // Reads up to buf.size() bytes at offset off; 0 at end of file.
+  // off and off + buf.size() must fit in an off_t (INT64_MAX), or it fails
+  // with invalid_argument and does nothing.
   std::size_t read_at(std::span<std::byte> buf, std::uint64_t off, std::error_code& ec) {
+    if (!range_ok(off, buf.size(), ec)) return 0;
     return rw(detail::op_kind::pread, buf.data(), buf.size(), static_cast<std::int64_t>(off), ec);
   }
   std::size_t read_at(std::span<std::byte> buf, std::uint64_t off) {
     std::error_code ec;
     return check(read_at(buf, off, ec), ec, "read_at");
   }
-  // Writes all of buf at offset off.
+  // Writes all of buf at offset off (the same limit as read_at).
   std::size_t write_at(std::span<const std::byte> buf, std::uint64_t off, std::error_code& ec) {
+    if (!range_ok(off, buf.size(), ec)) return 0;
     return write_all(buf, static_cast<std::int64_t>(off), ec);
   }
   std::size_t write_at(std::span<const std::byte> buf, std::uint64_t off) {
@@ -108,8 +107,17 @@ class file : public net::detail_net::socket_base {
     ec.clear();
     struct stat st{};
     if (!check_open(ec)) return 0;
-    if (::fstat(d_->fd, &st) != 0) {
-      ec = {errno, std::system_category()};
+    // An op like read's (op_begin / op_end): after close() the fd number
+    // may already be another file's.
+    if (!np_->op_begin(d_)) {
+      ec = std::make_error_code(std::errc::bad_file_descriptor);
+      return 0;
+    }
+    const int r = ::fstat(d_->fd, &st);
+    const int e = errno;
+    np_->op_end(d_);  // (may close the fd: a close() waited for us)
+    if (r != 0) {
+      ec = {e, std::system_category()};
       return 0;
     }
     return static_cast<std::uint64_t>(st.st_size);
@@ -123,6 +131,56 @@ class file : public net::detail_net::socket_base {
 
  private:
   file(detail::netpoller_base* np, detail::fd_desc* d) noexcept : socket_base(np, d) {}
+
+  // why: for the throwing open(), what kind of file was refused.
+  static file open_file(const std::string& path, int flags, mode_t mode, std::error_code& ec,
+                        const char*& why) {
+    ec.clear();
+    auto* np = net::detail_net::poller("fs::file::open");
+    detail::sched_base* s = detail::current_g()->sched;
+    s->entersyscall();
+    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    int e = errno;
+    struct stat st{};
+    if (fd >= 0 && ::fstat(fd, &st) != 0) {
+      e = errno;
+      ::close(fd);
+      fd = -1;
+    }
+    s->exitsyscall();
+    if (fd < 0) {
+      ec = {e, std::system_category()};
+      return {};
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+      ::close(fd);
+      why = S_ISDIR(st.st_mode)    ? "not a regular file (a directory)"
+            : S_ISFIFO(st.st_mode) ? "not a regular file (a FIFO)"
+            : S_ISCHR(st.st_mode)  ? "not a regular file (a character device)"
+            : S_ISSOCK(st.st_mode) ? "not a regular file (a socket)"
+                                   : "not a regular file";
+      ec = std::make_error_code(S_ISDIR(st.st_mode) ? std::errc::is_a_directory
+                                                    : std::errc::invalid_argument);
+      return {};
+    }
+    int err = 0;
+    detail::fd_desc* d = np->open_fd(fd, true, &err);
+    if (d == nullptr) {
+      ::close(fd);
+      ec = {-err, std::system_category()};
+      return {};
+    }
+    return file(np, d);
+  }
+
+  // off .. off + len must fit in an off_t: the pollers read a negative
+  // offset as "at the file position".
+  static bool range_ok(std::uint64_t off, std::size_t len, std::error_code& ec) {
+    constexpr auto max = static_cast<std::uint64_t>(INT64_MAX);
+    if (off <= max && len <= max - off) return true;
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return false;
+  }
 
   std::size_t rw(detail::op_kind k, void* buf, std::size_t len, std::int64_t off,
                  std::error_code& ec) {

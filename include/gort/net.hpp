@@ -322,15 +322,18 @@ inline std::vector<address> resolve(std::string_view s, int socktype, std::error
   hints.ai_flags = AI_ADDRCONFIG;
   addrinfo* res = nullptr;
   int rc;
+  int err;  // read before exitsyscall, which may move the G to another thread
   {
     ::gort::detail::sched_base* sched = ::gort::detail::current_g()->sched;
     sched->entersyscall();
     rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    err = errno;
     sched->exitsyscall();
   }
   if (rc != 0) {
-    ec = rc == EAI_SYSTEM ? std::error_code(errno, std::system_category())
-                          : std::error_code(rc, resolver_category());
+    if (rc != EAI_SYSTEM) ec = std::error_code(rc, resolver_category());
+    else if (err != 0) ec = std::error_code(err, std::system_category());
+    else ec = std::make_error_code(std::errc::io_error);  // never an error that reads as success
     return {};
   }
   std::vector<address> out;
@@ -380,7 +383,10 @@ class socket_base {
     return d_ != nullptr && !d_->closing.load(std::memory_order_acquire);
   }
   explicit operator bool() const noexcept { return is_open(); }
-  int native_handle() const noexcept { return d_ != nullptr ? d_->fd : -1; }
+  // -1 once closed: the number may already belong to another file.
+  int native_handle() const noexcept {
+    return d_ != nullptr && !d_->closing.load(std::memory_order_acquire) ? d_->fd : -1;
+  }
   // The in-memory socket this object is (gort::testing::sim_network), or
   // null for a kernel socket.
   detail_net::vsocket* in_memory_socket() const noexcept { return v_.get(); }
@@ -419,11 +425,15 @@ class socket_base {
     if (d_ != nullptr) d_->wdeadline.store(to_deadline(tp), std::memory_order_relaxed);
   }
 
+  // Empty once closed.
   address local_addr() const {
     if (v_) return v_->local_addr();
     address a;
     socklen_t len = a.capacity();
-    if (d_ == nullptr || ::getsockname(d_->fd, a.data(), &len) != 0) return {};
+    int r = -1;
+    std::error_code ec;
+    with_fd(ec, [&](int fd) { r = ::getsockname(fd, a.data(), &len); });
+    if (r != 0) return {};
     a.resize(len);
     return a;
   }
@@ -435,6 +445,19 @@ class socket_base {
     if (d_ != nullptr || v_) return true;
     ec = std::make_error_code(std::errc::bad_file_descriptor);
     return false;
+  }
+  // Runs f(fd) with the fd held open (Go's fdMutex incref: close() waits
+  // for it). After close() began: bad_file_descriptor and no call, because
+  // the number may already belong to another socket or file.
+  template <class F>
+  bool with_fd(std::error_code& ec, F&& f) const {
+    if (d_ == nullptr || !np_->op_begin(d_)) {
+      ec = std::make_error_code(std::errc::bad_file_descriptor);
+      return false;
+    }
+    f(d_->fd);
+    np_->op_end(d_);
+    return true;
   }
   std::int64_t io(const io_req& r, bool write) {
     return np_->io(d_, r, (write ? d_->wdeadline : d_->rdeadline).load(std::memory_order_relaxed));
@@ -558,7 +581,9 @@ class conn : public detail_net::socket_base {
       if (const int r = v_->shutdown_write(); r < 0) ec = detail_net::errno_code(r);
       return;
     }
-    if (::shutdown(d_->fd, SHUT_WR) != 0) ec = {errno, std::system_category()};
+    with_fd(ec, [&](int fd) {
+      if (::shutdown(fd, SHUT_WR) != 0) ec = {errno, std::system_category()};
+    });
   }
   void shutdown_write() {
     std::error_code ec;
@@ -570,8 +595,10 @@ class conn : public detail_net::socket_base {
     ec.clear();
     if (!check_open(ec) || v_) return;  // in memory: nothing to delay
     const int v = on ? 1 : 0;
-    if (::setsockopt(d_->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
-      ec = {errno, std::system_category()};
+    with_fd(ec, [&](int fd) {
+      if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
+        ec = {errno, std::system_category()};
+    });
   }
   void set_nodelay(bool on) {
     std::error_code ec;
@@ -579,11 +606,15 @@ class conn : public detail_net::socket_base {
     if (ec) detail_net::throw_error(ec, "gort::net::conn::set_nodelay");
   }
 
+  // Empty once closed.
   address remote_addr() const {
     if (v_) return v_->remote_addr();
     address a;
     socklen_t len = a.capacity();
-    if (d_ == nullptr || ::getpeername(d_->fd, a.data(), &len) != 0) return {};
+    int r = -1;
+    std::error_code ec;
+    with_fd(ec, [&](int fd) { r = ::getpeername(fd, a.data(), &len); });
+    if (r != 0) return {};
     a.resize(len);
     return a;
   }

@@ -52,6 +52,32 @@ inline registry& reg() {
   return r;
 }
 
+// sigaction(2) for installing the handler, through a pointer that tests
+// replace to make it fail (set only while no notifier is being made).
+inline int (*sigaction_fn)(int, const struct sigaction*, struct sigaction*) = &::sigaction;
+
+// Linux's first real-time signal. The C library keeps the first few for
+// itself (glibc 32 and 33, musl 32..34: sigaction refuses them) and SIGRTMIN
+// is the first it leaves to programs.
+inline constexpr int kernel_sigrtmin = 32;
+
+// Why a notifier cannot take signal s, or null if it can.
+inline const char* refusal(int s) {
+  // (s > 64: the slot masks have 64 bits; SIGRTMAX is 64 on x86-64.)
+  if (s < 1 || s > SIGRTMAX || s > 64) return "not a signal number (1..SIGRTMAX)";
+  if (s == SIGKILL || s == SIGSTOP) return "SIGKILL and SIGSTOP cannot be caught";
+  if (s >= kernel_sigrtmin && s < SIGRTMIN) return "reserved by the C library (below SIGRTMIN)";
+  switch (s) {
+    case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP: case SIGSYS:
+      // A handler that returns re-runs the faulting instruction: a fault
+      // would become an endless loop. SIGSEGV is also gort's stack-overflow
+      // handler's (detail/overflow.hpp).
+      return "a synchronous fault signal (the faulting instruction would run again)";
+    default:
+      return nullptr;
+  }
+}
+
 // Async-signal-safe: atomics and send(2) only.
 inline void handler(int sig) {
   const int saved_errno = errno;
@@ -71,13 +97,17 @@ inline void handler(int sig) {
 
 class notifier : public net::detail_net::socket_base {
  public:
-  // Must run on a G. Throws std::invalid_argument for a signal outside
-  // 1..64 or one that cannot be caught (SIGKILL, SIGSTOP).
+  // Must run on a G. Throws std::invalid_argument, saying why, for a signal
+  // outside 1..SIGRTMAX, one that cannot be caught (SIGKILL, SIGSTOP), one
+  // the C library keeps (32 .. SIGRTMIN-1), or a synchronous fault (SIGSEGV,
+  // SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS); std::system_error if
+  // sigaction fails, with every handler it had installed put back.
   notifier(std::initializer_list<int> sigs) {
     std::uint64_t mask = 0;
     for (int s : sigs) {
-      if (s < 1 || s > 64 || s == SIGKILL || s == SIGSTOP)
-        throw std::invalid_argument("gort::signal::notifier: cannot catch signal " + std::to_string(s));
+      if (const char* why = detail_sig::refusal(s))
+        throw std::invalid_argument("gort::signal::notifier: cannot catch signal " +
+                                    std::to_string(s) + ": " + why);
       mask |= std::uint64_t{1} << (s - 1);
     }
     auto* np = net::detail_net::poller("signal::notifier");
@@ -87,7 +117,7 @@ class notifier : public net::detail_net::socket_base {
     ::fcntl(fds[1], F_SETFL, O_NONBLOCK);  // the handler must never block
     if (np->wants_nonblocking()) ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
     std::error_code ec;
-    d_ = adopt(np, fds[0], ec);
+    d_ = adopt(np, fds[0], ec);  // (from here the base's destructor closes it)
     if (d_ == nullptr) {
       ::close(fds[1]);
       throw std::system_error(ec, "gort::signal::notifier");
@@ -109,15 +139,23 @@ class notifier : public net::detail_net::socket_base {
       ::close(wfd_);
       throw std::runtime_error("gort::signal::notifier: more than 64 notifiers at once");
     }
-    slot_->mask.store(mask, std::memory_order_release);
+    slot_->mask.store(mask, std::memory_order_release);  // pairs with handler()'s load-acquire
     mask_ = mask;
     for (int s = 1; s <= 64; ++s) {
       if ((mask >> (s - 1) & 1) == 0 || r.users[static_cast<std::size_t>(s)]++ != 0) continue;
       struct sigaction sa{};
       sa.sa_handler = &detail_sig::handler;
       sigemptyset(&sa.sa_mask);
-      sa.sa_flags = SA_RESTART;
-      ::sigaction(s, &sa, &r.saved[static_cast<std::size_t>(s)]);
+      // SA_ONSTACK: on an M, the handler runs on the M's alternate signal
+      // stack (detail/overflow.hpp's thread_altstack), not on a G's.
+      sa.sa_flags = SA_RESTART | SA_ONSTACK;
+      if (detail_sig::sigaction_fn(s, &sa, &r.saved[static_cast<std::size_t>(s)]) != 0) {
+        const int e = errno;
+        unhook(r, s, s);
+        ::close(wfd_);
+        throw std::system_error(e, std::system_category(),
+                                "gort::signal::notifier: sigaction(" + std::to_string(s) + ")");
+      }
     }
   }
   notifier(const notifier&) = delete;
@@ -127,11 +165,7 @@ class notifier : public net::detail_net::socket_base {
     auto& r = detail_sig::reg();
     {
       std::lock_guard<std::mutex> lk(r.mu);
-      slot_->mask.store(0, std::memory_order_release);
-      for (int s = 1; s <= 64; ++s)
-        if ((mask_ >> (s - 1) & 1) != 0 && --r.users[static_cast<std::size_t>(s)] == 0)
-          ::sigaction(s, &r.saved[static_cast<std::size_t>(s)], nullptr);
-      slot_->wfd.store(-1, std::memory_order_release);
+      unhook(r, 64, 0);
     }
     ::close(wfd_);
   }
@@ -161,6 +195,17 @@ class notifier : public net::detail_net::socket_base {
   }
 
  private:
+  // r.mu held. Frees the slot and, for this notifier's signals up to last
+  // that no other notifier watches now, puts back the handler that was there
+  // before; failed: the one whose install failed (nothing to put back).
+  void unhook(detail_sig::registry& r, int last, int failed) noexcept {
+    slot_->mask.store(0, std::memory_order_release);  // pairs with handler()'s load-acquire
+    for (int s = 1; s <= last; ++s)
+      if ((mask_ >> (s - 1) & 1) != 0 && --r.users[static_cast<std::size_t>(s)] == 0 && s != failed)
+        ::sigaction(s, &r.saved[static_cast<std::size_t>(s)], nullptr);
+    slot_->wfd.store(-1, std::memory_order_release);
+  }
+
   detail_sig::slot* slot_ = nullptr;
   std::uint64_t mask_ = 0;
   int wfd_ = -1;
