@@ -34,7 +34,19 @@ bool mentions(const gort::testing::run_queue_check_result& r, const std::string&
 }
 
 // A queue under a mutex with one planted bug (or none).
-enum class bug { none, dup_on_steal, drop_when_full, grab_returns_zero, racy_steal, size_off };
+enum class bug {
+  none,
+  dup_on_steal,
+  drop_when_full,
+  grab_returns_zero,
+  racy_steal,
+  size_off,
+  empty_below_two,     // empty() is size() < 2: a P with one G would go idle
+  stale_empty,         // once a steal has drained it, empty() never says true again
+  stale_empty_remote,  // the same, only for steals from another thread than the maker's
+  stuck_last,          // after a steal from another thread, neither get nor steal_into
+                       // takes the last G
+};
 
 template <class G, std::uint32_t N, bug B>
 class planted {
@@ -48,7 +60,7 @@ class planted {
   }
   G* get() noexcept {
     std::lock_guard<std::mutex> lk(mu_);
-    if (q_.empty()) return nullptr;
+    if (q_.empty() || (B == bug::stuck_last && remote_ && q_.size() == 1)) return nullptr;
     G* gp = q_.front();
     q_.pop_front();
     return gp;
@@ -69,9 +81,17 @@ class planted {
     {
       std::lock_guard<std::mutex> lk(mu_);
       k = q_.size() - q_.size() / 2;
+      if (B == bug::stuck_last && std::this_thread::get_id() != maker_) {
+        if (remote_ && q_.size() == 1) k = 0;
+        remote_ = true;
+      }
       for (std::size_t i = 0; i < k; ++i) batch[i] = q_[i];
       if constexpr (B != bug::dup_on_steal && B != bug::racy_steal)
         q_.erase(q_.begin(), q_.begin() + static_cast<long>(k));
+      if ((B == bug::stale_empty ||
+           (B == bug::stale_empty_remote && std::this_thread::get_id() != maker_)) &&
+          k != 0 && q_.empty())
+        stale_ = true;
     }
     if constexpr (B == bug::racy_steal) {
       // Check-then-act: removes "the first k" in a second critical
@@ -91,11 +111,18 @@ class planted {
     std::lock_guard<std::mutex> lk(mu_);
     return static_cast<std::uint32_t>(q_.size()) + (B == bug::size_off && !q_.empty() ? 1 : 0);
   }
-  bool empty() const noexcept { return size() == 0; }
+  bool empty() const noexcept {
+    if constexpr (B == bug::empty_below_two) return size() < 2;
+    std::lock_guard<std::mutex> lk(mu_);
+    return q_.empty() && !stale_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::deque<G*> q_;
+  bool stale_ = false;   // guarded by mu_; the stale_empty bugs
+  bool remote_ = false;  // guarded by mu_; stuck_last
+  const std::thread::id maker_ = std::this_thread::get_id();
 };
 
 gort::testing::run_queue_check_options quick() {
@@ -176,6 +203,51 @@ TEST_CASE("check_run_queue: planted bugs fail with a message naming them", "[run
     INFO(r.report());
     CHECK_FALSE(r.ok);
     CHECK(mentions(r, "size()"));
+  }
+  // empty() is all the scheduler reads to decide "no work" (handoffp,
+  // pidleput, the spinning M's re-check): a lie there hangs a program, and
+  // a lie the other way round must not hang the suite.
+  SECTION("empty() says true while the queue holds one G") {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = gort::testing::check_run_queue<planted<item, 16, bug::empty_below_two>>(o);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    INFO(r.report());
+    CHECK_FALSE(r.ok);
+    CHECK(mentions(r, "fill: empty() is true but size() is 1"));
+    CHECK(took < 5s);
+  }
+  SECTION("empty() keeps saying false after steals drained the queue") {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = gort::testing::check_run_queue<planted<item, 16, bug::stale_empty>>(o);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    INFO(r.report());
+    CHECK_FALSE(r.ok);
+    CHECK(mentions(r, "(victim): empty() is false but size() is 0"));
+    CHECK(took < 5s);
+  }
+  SECTION("the same, only after steals from other threads: the thieves still stop") {
+    // Sequentially correct; in the concurrent part the thieves wait for an
+    // empty() victim to stop, which never comes.
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = gort::testing::check_run_queue<planted<item, 16, bug::stale_empty_remote>>(o);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    INFO(r.report());
+    CHECK_FALSE(r.ok);
+    CHECK(mentions(r, "stress: empty() is false but size() is 0"));
+    for (const std::string& f : r.failures) CHECK(f.rfind("stress: ", 0) == 0);
+    CHECK(took < 5s);
+    gort::testing::run_queue_check_options seq = o;
+    seq.stealers = 0;
+    CHECK(gort::testing::check_run_queue<planted<item, 16, bug::stale_empty_remote>>(seq).ok);
+  }
+  SECTION("a G that nobody can take after the owner stopped: the thieves still stop") {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = gort::testing::check_run_queue<planted<item, 16, bug::stuck_last>>(o);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    INFO(r.report());
+    CHECK_FALSE(r.ok);
+    CHECK(mentions(r, "stress: empty() is false and size() is 1, but steal_into found nothing"));
+    CHECK(took < 5s);
   }
   SECTION("a steal that races the owner: only the concurrent part sees it") {
     // The planted race is a real data race: under TSan (halt_on_error in

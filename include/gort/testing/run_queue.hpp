@@ -11,13 +11,18 @@
 //               moves 1..capacity/2 Gs out (never 0: the runtime would spin)
 //               and writes nothing past out[capacity/2]; steal_into moves
 //               1..about half into an empty thief and returns one of them;
-//               a random mix of all of them against a model.
+//               a random mix of all of them against a model. After each
+//               put while filling, each steal and each mix step, empty()
+//               agrees with size() (the runtime idles a P on empty() alone).
 //   concurrent  the owner puts, gets and overflows as the runtime does while
 //               `stealers` threads steal into queues of their own, for
 //               `stress_time`; every G is taken exactly once (a G taken
 //               twice, or never, is reported), size() stays in
 //               [0, capacity], and each G's put happens-before its take
 //               (under TSan a missing release/acquire pair is a report).
+//               Once the owner stops, a victim that steal_into finds
+//               nothing in while empty() says false is a failure after a
+//               bounded number of tries: the suite always ends.
 // It needs no test framework: the result says ok and lists what failed in
 // words, so Catch2 (`REQUIRE(r.ok)` + `INFO(r.report())`), GoogleTest
 // (`ASSERT_TRUE(r.ok) << r.report()`) or a plain main can use it; the
@@ -44,6 +49,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -199,6 +205,19 @@ class checker {
   void expect(bool cond, const std::string& what) {
     if (!cond) rep_.fail(what);
   }
+  // Owner only, with no thief running. empty() must agree with size(): the
+  // runtime decides "no work here" from empty() alone (handoffp, pidleput,
+  // the spinning M's re-check), so an empty() that says true while a G is
+  // queued idles a P that holds it. Reports a disagreement under `part`
+  // (and the mix's step, if one is given).
+  bool expect_empty_agrees(const Q& q, std::string_view part, long step = -1) {
+    const bool e = q.empty();
+    const auto s = static_cast<std::uint32_t>(q.size());
+    if (e == (s == 0)) return true;
+    rep_.fail(std::string(part) + ": empty() is " + (e ? "true" : "false") + " but size() is " +
+              std::to_string(s) + (step < 0 ? "" : " (step " + std::to_string(step) + ")"));
+    return false;
+  }
 
   void empty_queue() {
     auto q = std::make_unique<Q>(), thief = std::make_unique<Q>();
@@ -225,6 +244,10 @@ class checker {
         ++filled;
         break;
       }
+      if (!expect_empty_agrees(*q, "fill")) {
+        ++filled;
+        break;
+      }
     }
     if (filled == cap) {
       expect(!q->empty(), "fill: a full queue says empty()");
@@ -242,11 +265,13 @@ class checker {
     expect(q->empty() && q->size() == 0, "fill: the queue is not empty after get returned null");
     expect_all_taken(p, "fill");
     // Reusable after a drain.
-    for (std::uint32_t i = 0; i < cap; ++i)
+    for (std::uint32_t i = 0; i < cap; ++i) {
       if (!put(*q, p, i)) {
         rep_.fail("fill: put failed on a drained queue below capacity");
         break;
       }
+      if (!expect_empty_agrees(*q, "refill")) break;
+    }
     drain(*q, p, "refill");
     expect_all_taken(p, "refill");
   }
@@ -278,6 +303,7 @@ class checker {
       expect(q->size() == cap - n, "overflow: size() is " + std::to_string(q->size()) +
                                        " after grabbing " + std::to_string(n) + " of " +
                                        std::to_string(cap));
+      expect_empty_agrees(*q, "overflow");
       init_(p.objs[cap], cap);
       if (p.queued[cap] == 0) {
         if (q->put(p.at(cap))) {
@@ -312,6 +338,8 @@ class checker {
                                                 std::to_string(moved) + " were stolen");
         take(p, gp, part.c_str(), "steal_into");
       }
+      expect_empty_agrees(*victim, part + " (victim)");
+      expect_empty_agrees(*thief, part + " (thief)");
       drain(*thief, p, (part + " (thief)").c_str());
       drain(*victim, p, (part + " (victim)").c_str());
       expect_all_taken(p, part.c_str());
@@ -374,6 +402,8 @@ class checker {
                   std::to_string(in0) + " Gs are in them (step " + std::to_string(step) + ")");
         break;
       }
+      if (!expect_empty_agrees(*qs[0], "mix", step) || !expect_empty_agrees(*qs[1], "mix", step))
+        break;
     }
     drain(*qs[0], p, "mix");
     drain(*qs[1], p, "mix");
@@ -393,7 +423,9 @@ class checker {
     std::vector<std::uint64_t> ticket(n, 0);
     for (std::size_t i = 0; i < n; ++i) state[i].store(0, std::memory_order_relaxed);
     auto victim = std::make_unique<Q>();
-    std::atomic<bool> done{false};
+    std::atomic<bool> done{false};     // the owner's last put is behind it
+    std::atomic<bool> drained{false};  // and so is its last get
+    std::atomic<bool> stuck_reported{false};
     std::atomic<std::uint64_t> steals{0};
     const G* base = static_cast<const G*>(&objs[0]);
     auto index_of = [&](const G* gp) -> long {
@@ -429,16 +461,42 @@ class checker {
         rep_.fail(std::string("stress: size() seen by ") + who + " is " + std::to_string(s) +
                   " > capacity");
     };
+    // A thief stops when the victim is empty() after the owner's last put.
+    // A queue whose empty() never says so again would keep the thieves (and
+    // the owner's join) waiting forever: after the owner stopped, a victim
+    // that steal_into finds nothing in while empty() says false is counted,
+    // and after stuck_rounds such rounds in a row it is a failure and the
+    // thieves stop. The count starts at once when size() is 0 (no put can
+    // come, so a correct empty() follows size() within one round), and for
+    // a non-zero size() once the owner has drained the queue too (P4: a
+    // steal from a non-empty victim takes at least one G). So a correct
+    // queue is never counted twice in a row; 200 only absorbs oddities, and
+    // is few enough that on a loaded machine, where each yield may cost a
+    // time slice, the bound stays well under a second.
+    constexpr unsigned stuck_rounds = 200;
+    auto stuck = [&](std::uint32_t s) {
+      // relaxed: only picks the one thief that reports; rep_ locks.
+      if (stuck_reported.exchange(true, std::memory_order_relaxed)) return;
+      if (s == 0)
+        rep_.fail("stress: empty() is false but size() is 0, " + std::to_string(stuck_rounds) +
+                  " times in a row after the owner's last put (steal_into found nothing)");
+      else
+        rep_.fail("stress: empty() is false and size() is " + std::to_string(s) +
+                  ", but steal_into found nothing " + std::to_string(stuck_rounds) +
+                  " times in a row after the owner drained the queue with get");
+    };
     std::vector<std::thread> thieves;
     for (unsigned t = 0; t < o_.stealers; ++t)
       thieves.emplace_back([&] {
         auto mine = std::make_unique<Q>();
+        unsigned idle = 0;  // rounds in a row counted towards stuck_rounds
         for (;;) {
           // load-acquire: pairs with the owner's store-release after its
           // last put, so an empty victim after it is really empty.
           const bool last = done.load(std::memory_order_acquire);
           size_ok(static_cast<std::uint32_t>(victim->size()), "a thief");
           if (G* gp = victim->steal_into(*mine)) {
+            idle = 0;
             steals.fetch_add(1, std::memory_order_relaxed);
             taken(gp, 1, "steal_into");
             for (std::uint32_t k = 0; k <= cap; ++k) {
@@ -450,6 +508,19 @@ class checker {
           } else if (last && victim->empty()) {
             return;
           } else {
+            if (last) {
+              const auto s = static_cast<std::uint32_t>(victim->size());
+              // load-acquire: pairs with the owner's store-release after
+              // its last get.
+              if (s == 0 || drained.load(std::memory_order_acquire)) {
+                if (++idle == stuck_rounds) {
+                  stuck(s);
+                  return;
+                }
+              } else {
+                idle = 0;
+              }
+            }
             std::this_thread::yield();
           }
         }
@@ -510,8 +581,14 @@ class checker {
       if (gp == nullptr) break;
       taken(gp, 1, "get");
     }
+    // store-release: pairs with the thieves' load-acquire of drained.
+    drained.store(true, std::memory_order_release);
     for (std::thread& t : thieves) t.join();
-    while (G* gp = victim->get()) taken(gp, 1, "get");
+    for (std::uint64_t k = 0; k < std::uint64_t{cap} + 1; ++k) {
+      G* gp = victim->get();
+      if (gp == nullptr) break;
+      taken(gp, 1, "get");
+    }
     std::size_t lost = 0;
     for (std::size_t i = 0; i < n; ++i) lost += state[i].load(std::memory_order_acquire) != 0;
     if (lost != 0)
