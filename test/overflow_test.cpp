@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <sys/mman.h>
 
@@ -59,6 +60,34 @@ TEST_CASE("overflowing a guarded stack is reported and aborts",
   CHECK(r.killed_by(SIGABRT));
   CHECK_THAT(r.output, Catch::Contains("gort: fatal: stack overflow in coroutine ") &&
                            Catch::Contains("(stack 65536 bytes"));
+}
+
+// A coroutine that resumed another one, which suspended, is running on its
+// own stack again: its overflow is reported as its own. Before, the inner
+// suspend left the thread's stack record empty, and the overflow was a
+// bare SIGSEGV.
+TEST_CASE("a coroutine that resumed another one still has its overflow reported",
+          "[overflow]") {
+  auto r = gort_test::run_in_child([] {
+    gort::stack_allocator alloc;
+    coroutine inner(alloc, 64 * 1024, [](coroutine& self) {
+      for (;;) self.suspend();
+    });
+    coroutine outer(alloc, 64 * 1024, [&](coroutine&) {
+      inner.resume();
+      std::fprintf(stderr, "outer is coroutine %llu\n",
+                   static_cast<unsigned long long>(outer.id()));
+      recurse_forever(0);
+    });
+    outer.resume();
+  });
+  INFO(r.output);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.killed_by(SIGABRT));
+  const auto at = r.output.find("outer is coroutine ");
+  REQUIRE(at != std::string::npos);
+  const std::string id = r.output.substr(at + 19, r.output.find('\n', at) - at - 19);
+  CHECK_THAT(r.output, Catch::Contains("gort: fatal: stack overflow in coroutine " + id + " "));
 }
 
 TEST_CASE("overflowing a carved stack is caught by its canary at switch-out",
@@ -173,6 +202,43 @@ TEST_CASE("a fault that is not an overflow reaches the previous handler",
   CHECK(WEXITSTATUS(r.status) == 7);
   CHECK_THAT(r.output, Catch::Contains("host handler ran"));
   CHECK_THAT(r.output, !Catch::Contains("stack overflow"));
+}
+
+// The program installs a handler after gort's that passes faults on to
+// the one it replaced (gort's); a later stack_allocator puts gort's back
+// in front, chained to the program's. Before, the two called each other
+// until the stack ran out.
+namespace {
+struct sigaction host_prev;
+volatile sig_atomic_t host_runs = 0;
+void host_handler(int sig, siginfo_t* info, void* uctx) {
+  host_runs = host_runs + 1;
+  const char msg[] = "host handler ran\n";
+  (void)!::write(2, msg, sizeof msg - 1);
+  if (host_runs > 5) std::_Exit(3);  // the loop: stop it here
+  if ((host_prev.sa_flags & SA_SIGINFO) != 0) host_prev.sa_sigaction(sig, info, uctx);
+}
+}  // namespace
+
+TEST_CASE("a program handler that chains back to gort's runs once, then the fault kills",
+          "[overflow]") {
+  auto r = gort_test::run_in_child([] {
+    ::signal(SIGSEGV, SIG_DFL);
+    gort::stack_allocator first;  // gort's handler, in front of the default
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = &host_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    ::sigaction(SIGSEGV, &sa, &host_prev);  // the program's, chaining to gort's
+    gort::stack_allocator second;  // gort's in front again, chaining to the program's
+    *inaccessible_int() = 1;
+  });
+  INFO(r.output);
+  CHECK(r.killed_by(SIGSEGV));
+  std::size_t runs = 0;
+  for (std::size_t at = 0; (at = r.output.find("host handler ran", at)) != std::string::npos; ++at)
+    ++runs;
+  CHECK(runs == 1);
 }
 
 TEST_CASE("with no previous handler a stray fault dies by SIGSEGV",

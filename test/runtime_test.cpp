@@ -88,6 +88,32 @@ TEST_CASE("run from several threads at once", "[runtime]") {
   CHECK(sum == want);
 }
 
+// The batch a full local queue spills to the global queue lives in the P,
+// not on the spawning G's stack: with 4096 slots it was 16 KiB, as big as
+// the whole 16 KiB stack (a fatal "stack overflow" naming stack_size).
+struct big_queue_small_stack_traits : gort::default_traits {
+  static constexpr std::size_t stack_size = 16 * 1024;
+  static constexpr std::uint32_t run_queue_capacity = 4096;
+  static constexpr std::uint32_t spawn_yield_every = 0;  // fill the local queue
+};
+
+TEST_CASE("a local queue much larger than a G's stack spills over cleanly", "[runtime]") {
+  const unsigned procs = procs_param();
+  gort::basic_runtime<big_queue_small_stack_traits> rt(gort::config{.procs = procs});
+  std::atomic<int> ran{0};
+  rt.run([&] {
+    gort::wait_group wg;
+    wg.add(10000);
+    for (int i = 0; i < 10000; ++i)
+      gort::go([&] {
+        ran.fetch_add(1, std::memory_order_relaxed);
+        wg.done();
+      });
+    wg.wait();
+  });
+  CHECK(ran == 10000);
+}
+
 TEST_CASE("a million Gs are spawned and each runs exactly once", "[runtime]") {
   const unsigned procs = procs_param();
   const int n = scale(1'000'000);

@@ -82,7 +82,15 @@ class basic_coroutine {
     thread_altstack::ensure();
     started_ = running_ = true;
     eh_ = thread_eh_globals();  // suspend() runs on this thread too
+    // The caller's context has no stack record (caller_.stk is null, so
+    // that ASan learns a thread stack's bounds at the first switch), but
+    // the caller may itself run on a coroutine's or a G's stack: check that
+    // one on the way out, and give it back to the overflow handler when
+    // the body suspends, or an overflow there would be a bare SIGSEGV.
+    const stack_info* outer = running_stack();
+    if (outer != nullptr) check_stack_on_switch_out(*outer);
     switch_context<PreserveFP>(caller_, self_, this, eh_);
+    set_running_stack(outer);
   }
 
   static void entry(transfer t) noexcept {

@@ -88,6 +88,11 @@ inline thread_local const stack_info* tls_running_stack = nullptr;
   __asm__ volatile("" ::: "memory");
 }
 
+[[gnu::noinline]] inline const stack_info* running_stack() noexcept {
+  __asm__ volatile("" ::: "memory");
+  return tls_running_stack;
+}
+
 // How far below a stack a fault still counts as its overflow when the
 // stack pointer is below the stack too (a frame bigger than the guard).
 inline constexpr std::size_t overflow_slack = 64 * 1024;
@@ -148,8 +153,29 @@ inline bool is_overflow(const stack_info& si, std::uintptr_t addr,
   return sp < lo && addr < lo && addr + overflow_slack >= limit;
 }
 
+// How deep the calling thread is in segv_handler's chaining (below).
+inline thread_local int segv_chain_depth = 0;
+
+inline void restore_default_and_return(int sig) noexcept {
+  // Returning with the default action set, the faulting instruction runs
+  // again and the kernel delivers the fault as if gort were not here.
+  struct sigaction dfl;
+  std::memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(sig, &dfl, nullptr);
+}
+
 inline void segv_handler(int sig, siginfo_t* info, void* uctx) noexcept {
   const int saved_errno = errno;
+  // Entered again from inside our own chaining: the program's handler
+  // passes faults on to the one it replaced, which was gort's (installed
+  // before it; a later stack_allocator put gort's in front again), so the
+  // two would call each other until the stack ran out. Break the cycle.
+  if (segv_chain_depth != 0) {
+    restore_default_and_return(sig);
+    errno = saved_errno;
+    return;
+  }
   const stack_info* si = tls_running_stack;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   if (si != nullptr && info != nullptr) {
@@ -164,23 +190,20 @@ inline void segv_handler(int sig, siginfo_t* info, void* uctx) noexcept {
   }
   // Not ours: chain to what the program had.
   const struct sigaction& prev = previous_segv_action;
-  if ((prev.sa_flags & SA_SIGINFO) != 0 && prev.sa_sigaction != nullptr) {
-    errno = saved_errno;
-    prev.sa_sigaction(sig, info, uctx);
-    return;
-  }
-  if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN) {
-    // Restore the default action and return: the faulting instruction runs
-    // again and the kernel delivers the fault as if gort were not here.
-    struct sigaction dfl;
-    std::memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    ::sigaction(sig, &dfl, nullptr);
+  if ((prev.sa_flags & SA_SIGINFO) == 0 &&
+      (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN)) {
+    restore_default_and_return(sig);
     errno = saved_errno;
     return;
   }
+  ++segv_chain_depth;
   errno = saved_errno;
-  prev.sa_handler(sig);
+  if ((prev.sa_flags & SA_SIGINFO) != 0) {
+    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(sig, info, uctx);
+  } else {
+    prev.sa_handler(sig);
+  }
+  --segv_chain_depth;
 }
 
 // Makes sure gort's SIGSEGV handler is installed, remembering the handler it

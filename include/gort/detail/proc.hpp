@@ -232,6 +232,9 @@ class basic_sched final : public sched_base {
   static_assert(Traits::run_queue_capacity >= 2 &&
                     (Traits::run_queue_capacity & (Traits::run_queue_capacity - 1)) == 0,
                 "gort traits: run_queue_capacity must be a power of two >= 2");
+  static_assert(Traits::run_queue_capacity <= (std::uint32_t{1} << 20),
+                "gort traits: run_queue_capacity must be at most 2^20 (each P keeps a "
+                "buffer of that many G pointers for moves to and from the global queue)");
   // The traits' run_queue: one static_assert per member (gort/policy.hpp).
   static_assert(check_run_queue_policy<typename Traits::template run_queue<
                                            g_base, Traits::run_queue_capacity>,
@@ -1116,7 +1119,7 @@ bool basic_sched<Traits>::runqput(p* pp, g_base* gp, bool next) {
 // Owner, local queue full: move half of it and gp to the global queue.
 template <class Traits>
 void basic_sched<Traits>::runqputslow(p* pp, g_base* gp) {
-  g_base* batch[Traits::run_queue_capacity / 2 + 1];
+  g_base** batch = pp->overflowbuf;
   std::uint32_t n;
   while ((n = pp->runq.grab_half_for_overflow(batch)) == 0)
     if (pp->runq.put(gp)) return;  // a thief made room
@@ -1272,7 +1275,7 @@ g_base* basic_sched<Traits>::globrunqrest(p* pp, g_base** gs, std::uint32_t n) {
 // Owner, without the lock: globrunqget under it, globrunqrest after.
 template <class Traits>
 g_base* basic_sched<Traits>::globrunqtake(p* pp, std::int64_t max) {
-  g_base* batch[Traits::run_queue_capacity / 2];
+  g_base** batch = pp->takebuf;
   std::uint32_t n;
   {
     std::lock_guard<futex_mutex> lk(lock_);
@@ -1593,7 +1596,7 @@ top:
   {
     std::unique_lock<futex_mutex> lk(lock_);
     if (runqsize_.load(std::memory_order_relaxed) != 0) {
-      g_base* batch[Traits::run_queue_capacity / 2];
+      g_base** batch = pp->takebuf;
       if (const std::uint32_t n = globrunqget(0, batch); n != 0) {
         lk.unlock();
         return {globrunqrest(pp, batch, n), false};

@@ -320,6 +320,13 @@ struct basic_p {
   run_queue_type runq;
   std::atomic<g_base*> runnext{nullptr};
 
+  // Owner only: batches of Gs on their way to or from the global queue,
+  // here rather than on the caller's stack (a G's, for runqputslow), whose
+  // size has nothing to do with run_queue_capacity. Two: globrunqrest
+  // puts a taken batch into the local queue, which may overflow it.
+  g_base* overflowbuf[Traits::run_queue_capacity / 2 + 1];
+  g_base* takebuf[Traits::run_queue_capacity / 2];
+
   // Owner only: free Gs (with g_in_stack, each with its stack) and a
   // stack cache (without).
   g_base* gfree = nullptr;
