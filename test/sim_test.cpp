@@ -3,9 +3,12 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <gort/gort.hpp>
 #include <gort/testing/sim.hpp>
@@ -55,6 +58,64 @@ TEST_CASE("sim: the same seed gives the same interleaving, byte for byte", "[sim
   }
   // Different seeds explore different schedules.
   CHECK(distinct.size() >= 10);
+}
+
+namespace {
+// 32 selects with both cases ready: the choices, as a string.
+std::string select_choices(std::uint64_t seed) {
+  std::string out;
+  gort::testing::sim_runtime rt(seed);
+  auto r = rt.run([&] {
+    gort::chan<int> a(1), b(1);
+    for (int i = 0; i < 32; ++i) {
+      a.try_send(1);
+      b.try_send(2);
+      gort::select(gort::on_recv(a, [&](std::optional<int>) { out += 'a'; }),
+                   gort::on_recv(b, [&](std::optional<int>) { out += 'b'; }));
+      a.try_recv();  // the one not taken
+      b.try_recv();
+    }
+  });
+  REQUIRE(r.ok());
+  return out;
+}
+}  // namespace
+
+// select's random pick comes from the seed, not from a per-thread PRNG
+// seeded by its TLS address (which differs between processes: a replay
+// command printed by explore did not replay). Two threads alive at once
+// have different TLS blocks, as two processes would.
+TEST_CASE("sim: select's choices replay from the seed", "[sim]") {
+  std::string first, second, other;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool have_first = false, release = false;
+  std::thread t1([&] {
+    std::string mine = select_choices(7);
+    std::unique_lock<std::mutex> lk(mu);
+    first = std::move(mine);
+    have_first = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return release; });  // keep this thread (its TLS) alive
+  });
+  std::thread t2([&] {
+    {
+      std::unique_lock<std::mutex> lk(mu);
+      cv.wait(lk, [&] { return have_first; });
+    }
+    second = select_choices(7);
+    other = select_choices(8);
+    std::lock_guard<std::mutex> lk(mu);
+    release = true;
+    cv.notify_all();
+  });
+  t2.join();
+  t1.join();
+  CHECK(first.size() == 32);
+  CHECK(first == second);
+  CHECK(first.find('a') != std::string::npos);  // both cases get taken
+  CHECK(first.find('b') != std::string::npos);
+  CHECK(first != other);  // another seed, other choices
 }
 
 TEST_CASE("sim: virtual time jumps to the next timer when every G is blocked", "[sim]") {

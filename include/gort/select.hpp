@@ -71,7 +71,10 @@ struct case_traits<default_case<F>> {
   static constexpr bool is_default = true;
 };
 
+// The runtime's rand32 on a G (a deterministic runtime's seeded stream:
+// a replay makes the same choices); a thread's own PRNG elsewhere.
 inline std::uint32_t select_rand() noexcept {
+  if (g_base* gp = current_g()) return gp->sched->rand32();
   thread_local std::uint64_t x = 0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&x);
   x ^= x << 13;
   x ^= x >> 7;

@@ -372,6 +372,7 @@ class basic_sched final : public sched_base {
   void runqputslow(p* pp, g_base* gp);
   std::pair<g_base*, bool> runqget(p* pp);
   std::uint64_t sim_draw() noexcept;           // deterministic runtimes
+  std::uint32_t rand32() noexcept override;
   std::size_t pct_pick(std::uint64_t step);    // sim_schedule::pct
   void globrunqput(g_base* gp);                  // lock
   std::uint32_t globrunqget(std::int64_t max, g_base** out);  // lock
@@ -548,6 +549,7 @@ class basic_sched final : public sched_base {
   static constexpr std::uint64_t pct_spin_limit = 1024;
   std::vector<g_base*> simq_;                  // the P's owner
   std::uint64_t sim_rng_ = 0;                  // the P's owner
+  std::uint64_t sim_grng_ = 0;                 // the P's owner: rand32's stream
   sim_schedule_options sim_opt_;               // set before any G runs
   std::atomic<std::uint64_t> sim_steps_{0};    // written by the P's owner
   std::unordered_map<std::uint64_t, std::int64_t> pct_prio_;  // the P's owner
@@ -587,6 +589,12 @@ basic_sched<Traits>::basic_sched(const config& cfg)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     sim_rng_ = (z ^ (z >> 31)) | 1;
+    // The Gs' own stream: another draw of splitmix64, so that select's
+    // choices do not shift the schedule's draws (or the reverse).
+    z = cfg.seed + 2 * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    sim_grng_ = (z ^ (z >> 31)) | 1;
   }
   if (procs_ > 4096)
     throw std::invalid_argument("gort: config.procs must be at most 4096, got " +
@@ -1170,6 +1178,19 @@ std::pair<g_base*, bool> basic_sched<Traits>::runqget(p* pp) {
     if (procs_ == 1) return {pp->runq.get_exclusive(), false};  // no thief (see runqput)
   }
   return {pp->runq.get(), false};
+}
+
+// Current G.
+template <class Traits>
+std::uint32_t basic_sched<Traits>::rand32() noexcept {
+  if constexpr (det) {
+    sim_grng_ ^= sim_grng_ >> 12;  // xorshift64*, as sim_draw
+    sim_grng_ ^= sim_grng_ << 25;
+    sim_grng_ ^= sim_grng_ >> 27;
+    return static_cast<std::uint32_t>((sim_grng_ * 0x2545F4914F6CDD1Dull) >> 32);
+  } else {
+    return static_cast<m*>(current_g()->m)->next_rand();
+  }
 }
 
 // Owner (deterministic runtimes): the next number of the seeded PRNG.

@@ -222,6 +222,11 @@ class sched_base {
   // active spin: whether spinning can pay off at all (Go's
   // sync_runtime_canSpin without the count, which detail::can_spin checks).
   virtual bool can_spin() const noexcept { return true; }
+  // Current G: a random number for a G's own choices (select's poll
+  // order). The M's fast PRNG, or in a deterministic runtime a stream of
+  // its own seeded from config.seed, so that a seed replays a run's
+  // choices too, in any process.
+  virtual std::uint32_t rand32() noexcept = 0;
   // Any thread: the runtime's clock in nanoseconds (CLOCK_MONOTONIC, or a
   // deterministic runtime's virtual clock). Timers and deadlines use it.
   virtual std::int64_t now() const noexcept { return nanotime(); }
