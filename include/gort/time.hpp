@@ -277,14 +277,7 @@ class timer {
     s_->when = deadline(d);
     s_->self = s_;
     s_->pending = true;
-    try {
-      s_->sched->add_timer(s_.get());  // no fire looks before mu is released
-    } catch (...) {  // out of memory: leave it stopped. If the node never
-      // went in, stop counts a fire that will not come and the state leaks,
-      // rather than being freed under a fire that did.
-      stop_locked();
-      throw;
-    }
+    s_->sched->add_timer(s_.get());  // never throws; no fire looks before mu is released
   }
 
   static void fire(detail::timer_node* t) {

@@ -1916,14 +1916,19 @@ typename basic_sched<Traits>::m* basic_sched<Traits>::mget() {
 template <class Traits>
 void basic_sched<Traits>::newm(p* pp, bool spinning) {
   allocm_reap();
-  auto* mp = new m();
-  mp->owner = this;
-  mp->nextp = pp;
-  mp->spinning_start = spinning;
-  {
+  // Out of memory is fatal, as a failed pthread_create below: newm runs
+  // from wakep, timer_added and handoffp, in paths that cannot unwind.
+  m* mp = nullptr;
+  try {
+    mp = new m();
+    mp->owner = this;
+    mp->nextp = pp;
+    mp->spinning_start = spinning;
     std::lock_guard<futex_mutex> lk(lock_);
     mp->id = static_cast<std::int64_t>(allm_.size()) + 1;
     allm_.push_back(mp);
+  } catch (const std::bad_alloc&) {
+    GORT_FATAL("out of memory: cannot allocate a new M");
   }
   // Seeded from the clock as well as the address (Go: cputicks): a new M
   // often lands where the last runtime's was, and steal orders and the
@@ -2371,7 +2376,15 @@ void basic_sched<Traits>::add_timer(timer_node* t) {
   bool earliest;
   {
     std::lock_guard<spinlock> lk(pp->timers_mu);
-    pp->timers.push(t);  // if it throws (allocation), t is untouched
+    // Out of memory is fatal (Go's "out of memory"): add_timer runs in
+    // park hooks (a sleep's, a deadline's) on another G's stack or on g0,
+    // where an exception would surface in the wrong G or terminate.
+    try {
+      pp->timers.push(t);
+    } catch (const std::bad_alloc&) {
+      GORT_FATAL("out of memory: the timer heap of P %d cannot grow past %zu timers", pp->id,
+                 pp->timers.size());
+    }
     t->home.store(pp, std::memory_order_release);
     earliest = pp->timers.top() == t;
     pp->timers_changed();

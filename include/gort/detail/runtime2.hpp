@@ -209,7 +209,8 @@ class sched_base {
   virtual void exitsyscall() = 0;
   virtual void lock_os_thread() = 0;
   virtual void unlock_os_thread() = 0;
-  // Any thread: start a timer (t->when, t->fn set; t not pending).
+  // Any thread: start a timer (t->when, t->fn set; t not pending). Never
+  // throws: it runs in park hooks, and out of memory is fatal there.
   virtual void add_timer(timer_node* t) = 0;
   // Any thread: stop t if pending; returns whether it was (false: it has
   // fired or is firing, and its fn runs or ran).
