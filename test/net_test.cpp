@@ -23,6 +23,8 @@
 
 #include <gort/gort.hpp>
 
+#include "test_util.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -895,6 +897,42 @@ TEST_CASE("net: a non-blocking poll leaves the wakeup for the blocking one", "[n
     if (p) check(*p);
     else WARN("io_uring unavailable here: " << why);
   }
+}
+
+// The error_code overloads never throw for a runtime error, even when the
+// poller, made on first use, cannot be: here the process is out of fds.
+TEST_CASE("net: out of fds for the poller itself: the error_code overloads set ec", "[net]") {
+  auto r = gort_test::run_in_child([] {
+    ::setenv("GORT_POLLER", "epoll", 1);
+    gort::runtime rt(gort::config{.procs = 1});
+    rt.run([] {
+      rlimit rl{};
+      ::getrlimit(RLIMIT_NOFILE, &rl);
+      rl.rlim_cur = 64;
+      if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) std::_Exit(10);
+      std::vector<int> fds;
+      for (int fd; (fd = ::dup(2)) >= 0;) fds.push_back(fd);
+      std::error_code ec;
+      try {
+        auto ln = gort::net::listen_tcp("127.0.0.1:0", ec);
+        auto c = gort::net::dial_tcp("127.0.0.1:1", ec);
+        auto u = gort::net::listen_udp("127.0.0.1:0", ec);
+        auto f = gort::fs::file::open("/dev/null", O_RDONLY, 0644, ec);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "threw: %s\n", e.what());
+        std::_Exit(11);
+      }
+      if (ec != std::errc::too_many_files_open) std::_Exit(12);
+      for (int fd : fds) ::close(fd);
+      // With fds again, the poller is made and the calls work.
+      auto ln = gort::net::listen_tcp("127.0.0.1:0", ec);
+      if (ec || !ln) std::_Exit(13);
+    });
+    std::_Exit(0);
+  });
+  INFO(r.output);
+  CHECK(WIFEXITED(r.status));
+  CHECK(WEXITSTATUS(r.status) == 0);
 }
 
 TEST_CASE("net: outside a G the calls say so", "[net]") {

@@ -136,7 +136,8 @@ class file : public net::detail_net::socket_base {
   static file open_file(const std::string& path, int flags, mode_t mode, std::error_code& ec,
                         const char*& why) {
     ec.clear();
-    auto* np = net::detail_net::poller("fs::file::open");
+    auto* np = net::detail_net::poller("fs::file::open", ec);
+    if (np == nullptr) return {};
     detail::sched_base* s = detail::current_g()->sched;
     s->entersyscall();
     int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);

@@ -225,6 +225,20 @@ inline ::gort::detail::sched_base* require_g(const char* what) {
   return gp->sched;
 }
 inline netpoller_base* poller(const char* what) { return require_g(what)->netpoller(); }
+// For the error_code overloads: a poller that cannot be made (no io_uring
+// and no epoll, or out of fds for the first one) sets ec instead of
+// throwing. Outside a G still throws (a misuse, not a runtime error).
+inline netpoller_base* poller(const char* what, std::error_code& ec) {
+  ::gort::detail::sched_base* s = require_g(what);
+  try {
+    return s->netpoller();
+  } catch (const std::system_error& e) {
+    ec = e.code();
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+  }
+  return nullptr;
+}
 
 inline std::error_code errno_code(std::int64_t neg) noexcept {
   return {static_cast<int>(-neg), std::system_category()};
@@ -676,7 +690,8 @@ namespace detail_net {
 // works (listening, for a stream), adopted by the current G's poller.
 inline std::pair<netpoller_base*, fd_desc*> bind_socket(const char* what, std::string_view addr,
                                                         int type, std::error_code& ec) {
-  auto* np = poller(what);
+  auto* np = poller(what, ec);
+  if (np == nullptr) return {nullptr, nullptr};
   auto addrs = resolve(addr, type, ec);
   if (ec) return {np, nullptr};
   for (const address& a : addrs) {
@@ -742,7 +757,8 @@ inline conn dial_tcp(std::string_view addr, std::error_code& ec) {
     auto v = detail_net::vopen(vn, &detail_net::vnet_base::dial_tcp, addr, ec);
     return v ? conn(std::move(v)) : conn();
   }
-  auto* np = detail_net::poller("dial_tcp");
+  auto* np = detail_net::poller("dial_tcp", ec);
+  if (np == nullptr) return {};
   auto addrs = detail_net::resolve(addr, SOCK_STREAM, ec);
   if (ec) return {};
   for (const address& a : addrs) {

@@ -8,6 +8,7 @@
 // (tests use that to force a backend or to wrap one).
 #pragma once
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -53,9 +54,15 @@ struct epoll_only_poller {
   static std::unique_ptr<netpoller_base> create(unsigned) {
     std::string why;
     auto p = epoll_poller::create(why);
-    if (!p)
+    if (!p) {
+      // Out of fds or memory is that, not a missing epoll: say so, so that
+      // an error_code caller sees EMFILE (and may try again later).
+      const int e = errno;  // create() leaves the failed call's errno
+      if (e == EMFILE || e == ENFILE || e == ENOMEM)
+        throw std::system_error(e, std::system_category(), "gort: cannot set up epoll (" + why + ")");
       throw std::system_error(std::make_error_code(std::errc::function_not_supported),
                               "gort: epoll unavailable (" + why + ")");
+    }
     return p;
   }
 };
