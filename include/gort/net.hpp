@@ -822,8 +822,10 @@ class udp_conn : public detail_net::socket_base {
     return n;
   }
 
-  // Receives one datagram into buf (truncated to buf's size); returns its
-  // size and sender.
+  // Receives one datagram into buf; returns its size and sender. A longer
+  // datagram is truncated to buf's size with no error, as Go's ReadFrom
+  // (docs/api/net.md: pass a buffer one byte larger than the largest
+  // datagram you accept, and treat a full one as too long).
   std::pair<std::size_t, address> recv_from(std::span<std::byte> buf, std::error_code& ec) {
     ec.clear();
     if (!check_open(ec)) return {0, {}};

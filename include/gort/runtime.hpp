@@ -112,7 +112,8 @@ class basic_runtime {
   runtime_stats stats() const { return s_->stats(); }
 
   // Sends the scheduler's events to s from now on (null: stop). Any
-  // thread; s must outlive its installation (gort/trace.hpp).
+  // thread; s must outlive the runtime: after set_trace(nullptr) or
+  // another sink, an M may still be inside s for a moment (gort/trace.hpp).
   void set_trace(trace::sink* s) noexcept { s_->set_trace(s); }
   unsigned procs() const noexcept { return s_->procs(); }
 

@@ -15,7 +15,8 @@
 // which P), handoff, m_start, m_stop. A runtime with no sink pays one
 // relaxed load and a branch per event. A sink is called on the scheduler's
 // hot paths from any M, often with scheduler locks held: it must not block
-// or call into gort.
+// or call into gort. A sink must outlive the runtime it is given to:
+// set_trace(nullptr) does not wait for an M already inside the old sink.
 #pragma once
 
 #include <cerrno>

@@ -312,7 +312,9 @@ class basic_sched final : public sched_base {
     else (void)obj;
   }
   // Any thread: events go to s from now on (null: none). The caller keeps
-  // s alive until it is replaced, or the runtime is destroyed.
+  // s alive until the runtime is destroyed: an M that loaded the old sink
+  // just before may still be inside it when this returns (no event waits
+  // for set_trace, so that tracing costs the hot paths one load).
   void set_trace(trace::sink* s) noexcept { trace_.store(s, std::memory_order_release); }
   // Any thread. One relaxed load and a branch when no sink is installed.
   // The no-tracer test inline (it sits on every park, ready and run); the
