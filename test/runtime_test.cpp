@@ -552,3 +552,20 @@ TEST_CASE("GORT_DEBUG=schedtrace prints scheduler lines", "[runtime]") {
   CHECK_THAT(r.output, Catch::Contains("SCHED ") && Catch::Contains("gomaxprocs=2") &&
                            Catch::Contains("idleprocs="));
 }
+
+TEST_CASE("GORT_DEBUG=schedtrace with a bad value is refused, not overflowed", "[runtime]") {
+  for (const char* bad : {"schedtrace=10000000000000", "schedtrace=abc", "schedtrace=-5"}) {
+    auto r = gort_test::run_in_child([bad] {
+      ::setenv("GORT_DEBUG", bad, 1);
+      gort::runtime rt(gort::config{.procs = 2});
+      rt.run([] {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(60);
+        while (std::chrono::steady_clock::now() < until) gort::yield();
+      });
+    });
+    INFO(bad << "\n" << r.output);
+    CHECK(WIFEXITED(r.status));
+    CHECK_THAT(r.output, Catch::Contains("gort: ignoring GORT_DEBUG=schedtrace="));
+    CHECK_THAT(r.output, !Catch::Contains("SCHED "));  // before: a line per sysmon tick
+  }
+}

@@ -141,7 +141,15 @@ inline std::int64_t schedtrace_ms_from_env() {
   if (env == nullptr) return 0;
   const char* k = std::strstr(env, "schedtrace=");
   if (k == nullptr) return 0;
-  return std::strtoll(k + 11, nullptr, 10);
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(k + 11, &end, 10);
+  // 1 ms .. one day (sysmon multiplies it into nanoseconds).
+  if (end != k + 11 && (*end == '\0' || *end == ',') && errno == 0 && v > 0 && v <= 86'400'000)
+    return v;
+  std::fprintf(stderr, "gort: ignoring GORT_DEBUG=schedtrace=%.*s (want milliseconds, 1..86400000)\n",
+               static_cast<int>(std::strcspn(k + 11, ",")), k + 11);
+  return 0;
 }
 
 inline std::atomic<std::uint64_t> next_goid{1};
