@@ -482,7 +482,25 @@ TEST_CASE("an exception escaping a G is fatal and names the G", "[runtime][fatal
   INFO(r.output);
   CHECK(r.killed_by(SIGABRT));
   CHECK_THAT(r.output, Catch::Contains("gort: fatal: uncaught exception in G ") &&
-                           Catch::Contains(": escaped"));
+                           Catch::Contains(": std::runtime_error: escaped"));
+}
+
+namespace {
+struct not_a_std_exception {
+  int code;
+};
+}  // namespace
+
+TEST_CASE("an escaping exception of any type is named by its type", "[runtime][fatal]") {
+  auto r = gort_test::run_in_child([] {
+    gort::runtime rt(gort::config{.procs = 1});
+    rt.go([] { throw not_a_std_exception{3}; });
+  });
+  INFO(r.output);
+  CHECK(r.killed_by(SIGABRT));
+  CHECK_THAT(r.output, Catch::Contains("gort: fatal: uncaught exception in G ") &&
+                           Catch::Contains("not_a_std_exception") &&
+                           Catch::Contains("not derived from std::exception"));
 }
 
 TEST_CASE("deadlock: every G asleep is reported and aborts", "[runtime][fatal]") {

@@ -56,6 +56,7 @@
 // held; "owner" means by the M that holds the P.
 #pragma once
 
+#include <cxxabi.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -77,6 +78,7 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <typeinfo>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -1046,16 +1048,27 @@ void basic_sched<Traits>::escaped(g_base* gp, std::exception_ptr e) noexcept {
       return;
     }
   }
+  // The exception's type, demangled where the C++ runtime can (it is the
+  // one thing a type not derived from std::exception has to show).
+  auto type_name = []() -> std::string {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    if (t == nullptr) return "?";
+    int status = -1;
+    char* d = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
+    std::string out = status == 0 && d != nullptr ? d : t->name();
+    std::free(d);
+    return out;
+  };
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& x) {
-    GORT_FATAL("uncaught exception in G %llu: %s (catch it inside the G; runtime::run "
+    GORT_FATAL("uncaught exception in G %llu: %s: %s (catch it inside the G; runtime::run "
                "hands its G's exception to the caller)",
-               static_cast<unsigned long long>(gp->goid), x.what());
+               static_cast<unsigned long long>(gp->goid), type_name().c_str(), x.what());
   } catch (...) {
-    GORT_FATAL("uncaught exception in G %llu (not derived from std::exception; catch it "
+    GORT_FATAL("uncaught exception in G %llu: %s (not derived from std::exception; catch it "
                "inside the G)",
-               static_cast<unsigned long long>(gp->goid));
+               static_cast<unsigned long long>(gp->goid), type_name().c_str());
   }
 }
 
