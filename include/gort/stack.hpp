@@ -196,13 +196,13 @@ class stack_allocator {
     if (!s) return;
     std::lock_guard<detail::futex_mutex> lk(mu_);
     --in_use_;
-    auto& pool = slot(pools_, s.allocated_size());
-    if (pool.stacks.size() < opts_.pool_limit || opts_.deferred_release) {
-      try {
+    try {  // (slot() allocates the first time a size is freed)
+      auto& pool = slot(pools_, s.allocated_size());
+      if (pool.stacks.size() < opts_.pool_limit || opts_.deferred_release) {
         pool.stacks.push_back(s);
         return;
-      } catch (const std::bad_alloc&) {
       }
+    } catch (const std::bad_alloc&) {  // not pooled: released below
     }
     if (s.prot == stack::protection::canary) {
       ::madvise(s.limit(), static_cast<std::size_t>(s.hi - s.limit()),
