@@ -61,7 +61,10 @@ class note {
       sleep();
       return true;
     }
-    const std::int64_t deadline = nanotime() + ns;
+    const std::int64_t now = nanotime();
+    // Saturated: a timer at the end of time (gort::detail::max_when) asks
+    // for nearly INT64_MAX ns.
+    const std::int64_t deadline = ns > INT64_MAX - now ? INT64_MAX : now + ns;
     while (key_.load(std::memory_order_acquire) == 0) {
       const std::int64_t left = deadline - nanotime();
       if (left <= 0) return false;
