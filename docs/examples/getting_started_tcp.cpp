@@ -29,13 +29,16 @@ int serve_and_ask() {
   return rt.run([] {
     auto ln = gort::net::listen_tcp("127.0.0.1:0");  // port 0: the kernel picks
     const std::string addr = ln.local_addr().to_string();
-    gort::go([&ln] {                                 // the accept loop
+    gort::wait_group accepting;                      // ln must outlive the loop
+    accepting.add(1);
+    gort::go([&ln, &accepting] {                     // the accept loop
       for (;;) {
         std::error_code ec;
         gort::net::conn c = ln.accept(ec);
-        if (ec) return;                              // the listener was closed
+        if (ec) break;                               // the listener was closed
         gort::go(handle, std::move(c));
       }
+      accepting.done();
     });
 
     gort::wait_group clients;
@@ -53,8 +56,9 @@ int serve_and_ask() {
       });
     }
     clients.wait();
-    ln.close();  // ends the accept loop; the handlers end at EOF
-    return ok.load();  // 3
+    ln.close();          // ends the accept loop; the handlers end at EOF
+    accepting.wait();    // before ln goes out of scope
+    return ok.load();    // 3
   });
 }
 // [/tcp_server]
