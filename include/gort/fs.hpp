@@ -107,20 +107,12 @@ class file : public net::detail_net::socket_base {
     ec.clear();
     struct stat st{};
     if (!check_open(ec)) return 0;
-    // An op like read's (op_begin / op_end): after close() the fd number
-    // may already be another file's.
-    if (!np_->op_begin(d_)) {
-      ec = std::make_error_code(std::errc::bad_file_descriptor);
-      return 0;
-    }
-    const int r = ::fstat(d_->fd, &st);
-    const int e = errno;
-    np_->op_end(d_);  // (may close the fd: a close() waited for us)
-    if (r != 0) {
-      ec = {e, std::system_category()};
-      return 0;
-    }
-    return static_cast<std::uint64_t>(st.st_size);
+    // Held open as a read is: after close() the fd number may already be
+    // another file's.
+    with_fd(ec, [&](int fd) {
+      if (::fstat(fd, &st) != 0) ec = {errno, std::system_category()};
+    });
+    return ec ? 0 : static_cast<std::uint64_t>(st.st_size);
   }
   std::uint64_t size() const {
     std::error_code ec;
