@@ -30,9 +30,12 @@
 GORT_BEGIN_NAMESPACE
 
 // Go's sync.Mutex. Normal mode: an unlock wakes the first waiter, which
-// competes with newcomers (throughput). A waiter that has waited more than
-// 1 ms switches the mutex to starvation mode: the lock is handed straight to
-// the waiter at the front, newcomers queue behind (bounded latency).
+// competes with newcomers (throughput); while that woken waiter, or a
+// spinning locker, has yet to compete, unlocks wake nobody (Go's
+// mutexWoken). A woken waiter that loses goes back to the front of the
+// queue. A waiter that has waited more than 1 ms switches the mutex to
+// starvation mode: the lock is handed straight to the waiter at the front,
+// newcomers queue behind (bounded latency).
 class mutex {
  public:
   mutex() = default;
@@ -60,31 +63,52 @@ class mutex {
   }
 
  private:
-  static constexpr std::uint32_t locked = 1;     // held
-  static constexpr std::uint32_t waiters = 2;    // the queue is not empty
-  static constexpr std::uint32_t starving = 4;   // hand-off mode
+  static constexpr std::uint32_t locked = 1;    // held
+  static constexpr std::uint32_t waiters = 2;   // the queue is not empty
+  static constexpr std::uint32_t starving = 4;  // hand-off mode
+  // A G will compete for the mutex without being woken: one an unlock woke,
+  // or a spinner. Unlocks then just release. The bit has one owner, the G
+  // that set it (a spinner) or was woken with it, and that G clears it when
+  // it takes the mutex or queues: it is never left set with nobody to
+  // compete, so an unlock that skips the wake loses no waiter.
+  static constexpr std::uint32_t woken = 8;
+  // Above the flags: how many unlocks skipped a wake because of `woken`
+  // since the last one that looked at the queue. Two Gs that trade the
+  // mutex by spinning would otherwise never wake the queue's front; every
+  // skip_check-th unlock looks whether it has starved.
+  static constexpr std::uint32_t skip_one = 16;
+  static constexpr std::uint32_t flag_mask = skip_one - 1;
+  static constexpr std::uint32_t skip_check = 64;
   static constexpr std::int64_t starvation_ns = 1'000'000;
 
   void lock_slow() {
     std::int64_t wait_start = 0;
+    std::uint32_t awoke = 0;  // `woken` while this G owns that bit
     for (int spin = 0;; ++spin) {
       std::uint32_t s = state_.load(std::memory_order_relaxed);
       if ((s & (locked | starving)) == 0) {
-        if (state_.compare_exchange_weak(s, s | locked, std::memory_order_acquire)) return;
+        if (state_.compare_exchange_weak(s, (s | locked) & ~awoke, std::memory_order_acquire))
+          return;
         continue;
       }
       // A brief active spin, as Go's, while the holder may be running.
       if ((s & starving) == 0 && detail::can_spin(spin)) {
+        // Claim `woken` if nobody has: the unlock need not wake a waiter,
+        // this G is about to take the mutex.
+        if (awoke == 0 && (s & (woken | waiters)) == waiters &&
+            state_.compare_exchange_weak(s, s | woken, std::memory_order_relaxed))
+          awoke = woken;
         for (int k = 0; k < detail::active_spin_cnt; ++k) __builtin_ia32_pause();
         continue;
       }
       q_lock_.lock();
       // Set the waiters bit only while the mutex is still held (a CAS), so
-      // that its holder's unlock cannot take the fast path and miss us.
+      // that its holder's unlock cannot take the fast path and miss us; the
+      // same CAS gives up `woken` if this G owns it.
       s = state_.load(std::memory_order_relaxed);
       bool queued_bit = false;
       while ((s & (locked | starving)) != 0) {
-        if (state_.compare_exchange_weak(s, s | waiters, std::memory_order_acq_rel)) {
+        if (state_.compare_exchange_weak(s, (s | waiters) & ~awoke, std::memory_order_acq_rel)) {
           queued_bit = true;
           break;
         }
@@ -93,43 +117,75 @@ class mutex {
         q_lock_.unlock();
         continue;
       }
+      awoke = 0;
       detail::waiter w;
-      if (wait_start == 0) wait_start = detail::sched_nanotime();
+      if (wait_start == 0) {
+        wait_start = detail::sched_nanotime();
+        q_.push_back(&w);
+      } else {
+        q_.push_front(&w);  // woken and lost: keep its place (Go's LIFO)
+      }
       w.enqueued_ns = wait_start;
-      q_.push_back(&w);
       detail::block(w, q_lock_, "sync.Mutex.Lock");
       if (w.success) return;  // handed off in starvation mode: we own it
+      awoke = woken;          // unlock_slow set it for us
+      spin = -1;
     }
   }
 
   void unlock_slow() {
-    q_lock_.lock();
     std::uint32_t s = state_.load(std::memory_order_relaxed);
+    // A G will compete anyway: release and wake nobody, counting the skip.
+    while ((s & (locked | starving | woken)) == (locked | woken) && s / skip_one < skip_check) {
+      // CAS release: pairs with the acquire of the next lock.
+      if (state_.compare_exchange_weak(s, (s & ~locked) + skip_one, std::memory_order_release))
+        return;
+    }
+    q_lock_.lock();
+    s = state_.load(std::memory_order_relaxed);
     if ((s & locked) == 0) {
       q_lock_.unlock();
       GORT_FATAL("sync: unlock of unlocked gort::mutex");
     }
-    detail::waiter* w = q_.pop_front();
-    if (w == nullptr) {
-      // Nobody queued. Let go of q_lock_ before the state: once the state
-      // says unlocked, another G may lock, unlock and destroy the mutex.
-      q_lock_.unlock();
-      // CAS release: fails only if a G set the waiters bit meanwhile (it
-      // queued under q_lock_); then hand the mutex to it after all.
-      if (state_.compare_exchange_strong(s, 0, std::memory_order_release)) return;
-      unlock_slow();
-      return;
+    const bool pending = (s & (starving | woken)) == woken;
+    detail::waiter* front = q_.front();
+    if (front == nullptr || pending) {
+      // Nobody to wake, or a G already will compete: release, unless the
+      // front has starved (then hand it over, below). The state's other
+      // bits can change meanwhile (a spinner claims `woken`, its owner
+      // gives it up): the CAS takes them into account.
+      const bool starved =
+          front != nullptr && detail::sched_nanotime() - front->enqueued_ns > starvation_ns;
+      if (!starved) {
+        // Let go of q_lock_ before the state: once the state says unlocked,
+        // another G may lock, unlock and destroy the mutex.
+        q_lock_.unlock();
+        // CAS release: fails if a G queued meanwhile (under q_lock_) or the
+        // woken bit changed; then look again.
+        if (state_.compare_exchange_strong(s, s & flag_mask & ~locked, std::memory_order_release))
+          return;
+        unlock_slow();
+        return;
+      }
     }
+    detail::waiter* w = q_.pop_front();
     const bool starved = (s & starving) != 0 ||
                          detail::sched_nanotime() - w->enqueued_ns > starvation_ns;
     std::uint32_t next = q_.empty() ? 0 : waiters;
     if (starved) {
-      // Hand-off: the mutex stays locked, now owned by w.
+      // Hand-off: the mutex stays locked, now owned by w. A G that owns
+      // `woken` keeps it: it will find the mutex starving and queue.
       next |= locked;
       if (!q_.empty()) next |= starving;
       w->success = true;
+    } else {
+      next |= woken;  // w competes; until it has, unlocks wake nobody
     }
-    state_.store(next, std::memory_order_release);
+    // A spinner may claim `woken` (a CAS) while we decide: keep its bit.
+    // Nothing else changes the state while it is locked and q_lock_ held.
+    std::uint32_t cur = state_.load(std::memory_order_relaxed);
+    while (!state_.compare_exchange_weak(cur, next | (cur & woken), std::memory_order_release)) {
+    }
     q_lock_.unlock();
     detail::wake(w);
   }

@@ -50,7 +50,8 @@ struct select_state {
   int fired = -1;  // written by the winner before it wakes the G
 };
 
-// FIFO of waiters; the owner's spinlock guards it.
+// FIFO of waiters; the owner's spinlock guards it. push_front puts back
+// one that was woken and lost the race again (mutex: Go's LIFO re-queue).
 class waitq {
  public:
   bool empty() const noexcept { return head_ == nullptr; }
@@ -60,6 +61,14 @@ class waitq {
     if (tail_ != nullptr) tail_->next = w;
     else head_ = w;
     tail_ = w;
+    w->queued = true;
+  }
+  void push_front(waiter* w) noexcept {
+    w->prev = nullptr;
+    w->next = head_;
+    if (head_ != nullptr) head_->prev = w;
+    else tail_ = w;
+    head_ = w;
     w->queued = true;
   }
   void remove(waiter* w) noexcept {
