@@ -76,6 +76,48 @@ TEST_CASE("mutex: a starved waiter gets the lock handed over", "[sync]") {
   CHECK(got);
 }
 
+// Two Gs that re-lock at once and may trade the mutex by spinning (each
+// claiming `woken`, so that the other's unlock wakes nobody): a third G
+// must still get it, again and again. A liveness check: on 2 CPUs the
+// third G mostly wins by spinning itself, so this does not force the
+// periodic starvation look in unlock_slow that bounds the worst case.
+TEST_CASE("mutex: spinning lockers that trade it do not starve a queued G", "[sync]") {
+  const unsigned procs = GENERATE(2u, 4u);
+  gort::runtime rt(gort::config{.procs = procs});
+  const auto [rounds, traded] = rt.run([] {
+    gort::mutex mu;
+    std::atomic<bool> stop{false};
+    std::atomic<long> trades{0};
+    gort::wait_group wg;
+    wg.add(2);
+    for (int k = 0; k < 2; ++k)
+      gort::go([&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+          mu.lock();
+          trades.fetch_add(1, std::memory_order_relaxed);
+          mu.unlock();
+        }
+        wg.done();
+      });
+    while (trades.load() < 1000) gort::yield();  // both are at it
+    // 50 acquisitions, each after the traders have had the mutex a while;
+    // bounded: past the deadline the traders stop and the test fails.
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    int rounds = 0;
+    for (; rounds < 50 && std::chrono::steady_clock::now() < deadline; ++rounds) {
+      const long before = trades.load();
+      while (trades.load() < before + 100) gort::yield();
+      mu.lock();
+      mu.unlock();
+    }
+    stop.store(true);
+    wg.wait();
+    return std::pair{rounds, trades.load()};
+  });
+  CHECK(rounds == 50);
+  CHECK(traded >= 50 * 100);
+}
+
 TEST_CASE("mutex: spins only while its holder may be running (Go's canSpin)", "[sync]") {
   using gort::detail::can_spin;
   SECTION("one P: never (the holder cannot run while we spin)") {
