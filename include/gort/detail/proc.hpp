@@ -1341,18 +1341,19 @@ g_base* basic_sched<Traits>::runqsteal(p* pp, p* p2, bool steal_runnext) {
   g_base* next = p2->runnext.load(std::memory_order_acquire);
   if (next == nullptr) return nullptr;
   if (p2->status.load(std::memory_order_relaxed) == pstatus::running) {
-    // p2 is about to run it (a G readied by the running G, Go's 3 us
-    // courtesy): steal only if it is still there afterwards. Spin, not
-    // usleep(3): timer slack makes that ~73 us here (measured), paid per
-    // victim on every last steal round. Without reading p2's runnext
-    // meanwhile: its owner writes it twice per channel round trip, and each
-    // read here made the next of those writes a cache miss (2-P pingpong
-    // on the 2-core VM: 254 -> 233 ns per round trip, medians of 9
-    // alternated runs). The CAS below is the one look; a G that left and
-    // came back (ABA) is stolen, which is legal, as Go's usleep(3) + CAS.
-    const std::int64_t until = nanotime() + 3000;
-    do __builtin_ia32_pause();
-    while (nanotime() < until);
+    // p2 is about to run it (a G readied by the running G): steal only if
+    // it is still there after Go's usleep(3). Timer slack makes that
+    // ~75 us on Linux, as for Go. A 3 us spin on the clock was tried
+    // (45e69c4): it burns a CPU meanwhile, steals sooner, and was slower
+    // or level on every 2-P workload on the 2-core AMD VM (buffered 23 ->
+    // 16 ns, yield 24 -> 9; docs/benchmarks.md, "The runnext wait").
+    // Without reading p2's runnext meanwhile: its owner writes it twice
+    // per channel round trip, and each read here made the next of those
+    // writes a cache miss (2-P pingpong on the 2-core VM: 254 -> 233 ns
+    // per round trip, medians of 9 alternated runs). The CAS below is the
+    // one look; a G that left and came back (ABA) is stolen, which is
+    // legal, as Go's usleep(3) + CAS.
+    ::usleep(3);
   }
   if (!p2->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
     return nullptr;
