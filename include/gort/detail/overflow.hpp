@@ -156,9 +156,10 @@ inline bool is_overflow(const stack_info& si, std::uintptr_t addr,
 // How deep the calling thread is in segv_handler's chaining (below).
 inline thread_local int segv_chain_depth = 0;
 
-inline void restore_default_and_return(int sig) noexcept {
-  // Returning with the default action set, the faulting instruction runs
-  // again and the kernel delivers the fault as if gort were not here.
+// For a handler about to return: with the default action set, the faulting
+// instruction runs again and the kernel delivers the fault as if gort were
+// not here.
+inline void set_default_action(int sig) noexcept {
   struct sigaction dfl;
   std::memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
@@ -172,7 +173,7 @@ inline void segv_handler(int sig, siginfo_t* info, void* uctx) noexcept {
   // before it; a later stack_allocator put gort's in front again), so the
   // two would call each other until the stack ran out. Break the cycle.
   if (segv_chain_depth != 0) {
-    restore_default_and_return(sig);
+    set_default_action(sig);
     errno = saved_errno;
     return;
   }
@@ -192,7 +193,7 @@ inline void segv_handler(int sig, siginfo_t* info, void* uctx) noexcept {
   const struct sigaction& prev = previous_segv_action;
   if ((prev.sa_flags & SA_SIGINFO) == 0 &&
       (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN)) {
-    restore_default_and_return(sig);
+    set_default_action(sig);
     errno = saved_errno;
     return;
   }
