@@ -26,14 +26,28 @@
 GORT_BEGIN_NAMESPACE
 namespace detail {
 
+// Out of fds right now is not "no io_uring": it is reported as itself (an
+// error_code caller sees EMFILE and may try again later). ENOMEM is not:
+// before Linux 5.12 it is RLIMIT_MEMLOCK, for good.
+inline bool uring_out_of_fds(int err) noexcept { return err == EMFILE || err == ENFILE; }
+
+// io_uring (ms: its multishot use; null: GORT_URING_MULTISHOT's) or a
+// system_error saying why not.
+inline std::unique_ptr<netpoller_base> uring_or_throw(unsigned procs, const uring_multishot* ms) {
+  std::string why;
+  int err = 0;
+  auto p = ms != nullptr ? uring_poller::create(procs, why, *ms, &err)
+                         : uring_poller::create(procs, why, &err);
+  if (p) return p;
+  if (uring_out_of_fds(err))
+    throw std::system_error(err, std::system_category(), "gort: cannot set up io_uring (" + why + ")");
+  throw std::system_error(std::make_error_code(std::errc::function_not_supported),
+                          "gort: io_uring unavailable (" + why + ")");
+}
+
 struct uring_only_poller {
   static std::unique_ptr<netpoller_base> create(unsigned procs) {
-    std::string why;
-    auto p = uring_poller::create(procs, why);
-    if (!p)
-      throw std::system_error(std::make_error_code(std::errc::function_not_supported),
-                              "gort: io_uring unavailable (" + why + ")");
-    return p;
+    return uring_or_throw(procs, nullptr);
   }
 };
 
@@ -41,12 +55,8 @@ struct uring_only_poller {
 // whatever GORT_URING_MULTISHOT says.
 struct uring_oneshot_poller {
   static std::unique_ptr<netpoller_base> create(unsigned procs) {
-    std::string why;
-    auto p = uring_poller::create(procs, why, uring_multishot::none);
-    if (!p)
-      throw std::system_error(std::make_error_code(std::errc::function_not_supported),
-                              "gort: io_uring unavailable (" + why + ")");
-    return p;
+    constexpr uring_multishot none = uring_multishot::none;
+    return uring_or_throw(procs, &none);
   }
 };
 
@@ -80,7 +90,13 @@ struct default_poller {
     }
     if (force_epoll) return epoll_only_poller::create(procs);
     std::string why;
-    if (auto p = uring_poller::create(procs, why)) return p;
+    int err = 0;
+    if (auto p = uring_poller::create(procs, why, &err)) return p;
+    // Out of fds: no fallback, which would keep this runtime on epoll for
+    // good (and epoll needs an fd too).
+    if (uring_out_of_fds(err))
+      throw std::system_error(err, std::system_category(),
+                              "gort: cannot set up io_uring (" + why + ")");
     if (force_uring)
       throw std::system_error(std::make_error_code(std::errc::function_not_supported),
                               "gort: GORT_POLLER=uring, but io_uring is unavailable (" + why + ")");

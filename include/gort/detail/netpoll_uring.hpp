@@ -100,16 +100,23 @@ class uring_poller final : public netpoller_base {
   static constexpr std::size_t recv_queue_max = recv_bufs / 4;
 
   // Returns null and says why (e.g. "ENOSYS: io_uring_setup: Function not
-  // implemented") when io_uring cannot be used here.
-  static std::unique_ptr<netpoller_base> create(unsigned procs, std::string& why) {
-    return create(procs, why, multishot_from_env());
+  // implemented") when io_uring cannot be used here; sys_error, when given,
+  // gets the failed call's errno (0 for a missing feature), so that a
+  // caller can tell "out of fds right now" from "no io_uring here".
+  static std::unique_ptr<netpoller_base> create(unsigned procs, std::string& why,
+                                                int* sys_error = nullptr) {
+    return create(procs, why, multishot_from_env(), sys_error);
   }
   static std::unique_ptr<netpoller_base> create(unsigned procs, std::string& why,
-                                                uring_multishot ms) {
+                                                uring_multishot ms, int* sys_error = nullptr) {
+    int ignored = 0;
+    int& err_out = sys_error != nullptr ? *sys_error : ignored;
+    err_out = 0;
     std::unique_ptr<uring_poller> p(new uring_poller);
     p->efd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->efd_ < 0) {
-      why = errno_text(errno, "eventfd");
+      err_out = errno;
+      why = errno_text(err_out, "eventfd");
       return nullptr;
     }
     for (unsigned i = 0; i < procs; ++i) {
@@ -125,6 +132,7 @@ class uring_poller final : public netpoller_base {
         err = io_uring_queue_init_params(sq_entries, &r->r, &params);
       }
       if (err < 0) {
+        err_out = -err;
         why = errno_text(-err, "io_uring_setup");
         return nullptr;
       }
@@ -136,6 +144,7 @@ class uring_poller final : public netpoller_base {
       }
       if (int e = io_uring_register_eventfd(&r->r, p->efd_); e < 0) {
         p->rings_.push_back(std::move(r));
+        err_out = -e;
         why = errno_text(-e, "io_uring_register_eventfd");
         return nullptr;
       }
@@ -150,6 +159,7 @@ class uring_poller final : public netpoller_base {
     reg.timeout.tv_sec = -1;
     reg.timeout.tv_nsec = -1;
     if (int e = io_uring_register_sync_cancel(&p->rings_[0]->r, &reg); e != -ENOENT) {
+      if (e != -EINVAL) err_out = -e;
       why = e == -EINVAL ? std::string("the kernel lacks IORING_REGISTER_SYNC_CANCEL (needs Linux 6.0+)")
                          : errno_text(-e, "io_uring_register_sync_cancel");
       return nullptr;
