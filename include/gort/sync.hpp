@@ -151,9 +151,9 @@ class mutex {
     detail::waiter* front = q_.front();
     if (front == nullptr || pending) {
       // Nobody to wake, or a G already will compete: release, unless the
-      // front has starved (then hand it over, below). The state's other
-      // bits can change meanwhile (a spinner claims `woken`, its owner
-      // gives it up): the CAS takes them into account.
+      // front has starved (then hand it over, below). The state can change
+      // once q_lock_ is let go (a G queues, the owner of `woken` gives it
+      // up): the CAS below then fails and we look again.
       const bool starved =
           front != nullptr && detail::sched_nanotime() - front->enqueued_ns > starvation_ns;
       if (!starved) {
