@@ -62,6 +62,21 @@ TEST_CASE("trace: a recorder sees every G's life in order", "[trace]") {
   }
   CHECK(complete >= 100);
   (void)parked;
+  // Per M, a G stops (park, yield, exit) before the next one runs, on the
+  // direct G-to-G switches too: a Chrome trace nests an M's B/E events.
+  std::map<std::int64_t, bool> in_g;  // M -> between a run and its end
+  int misnested = 0;
+  for (const auto& e : ev) {
+    if (e.m == 0) continue;
+    const bool starts = e.what == gort::trace::kind::run;
+    const bool ends = e.what == gort::trace::kind::park || e.what == gort::trace::kind::yield ||
+                      e.what == gort::trace::kind::exit;
+    if (!starts && !ends) continue;
+    bool& running = in_g[e.m];
+    if (starts == running) ++misnested;
+    running = starts;
+  }
+  CHECK(misnested == 0);
   CHECK(rec.count(gort::trace::kind::park) >= 1);  // main, on its sends or the wait_group
   bool reason = false;
   for (const auto& e : ev)

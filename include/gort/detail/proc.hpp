@@ -407,7 +407,7 @@ class basic_sched final : public sched_base {
   bool run_g(m* mp, g_base* gp, bool inherit_time);
   mcall_rec* execute(m* mp, g_base* gp, bool inherit_time);
   void prepare_run(m* mp, p* pp, g_base* gp, bool inherit_time);
-  bool gogo_next(g_base* gp, const mcall_rec& rec);
+  bool gogo_next(g_base* gp, const mcall_rec& rec, bool last = false);
   bool yield_in_place(g_base* gp);
   // What findrunnable looks at besides pp's queue, and may put first: a
   // G on the global queue, a timer of pp's, a G waiting for I/O. A racy
@@ -445,6 +445,7 @@ class basic_sched final : public sched_base {
   void gosched_m(m* mp, g_base* gp);
   void requeue_yielded(p* pp, g_base* gp);
   void goexit0(m* mp, g_base* gp);
+  void gdead(p* pp, g_base* gp);
 
   // ---- timers (one heap per P) ----
   m* this_m(g_base* cur) const noexcept;
@@ -1086,7 +1087,10 @@ void basic_sched<Traits>::gentry(transfer t) noexcept {
   }
   gp->fn.reset();
   mcall_rec rec{mcall_rec::goexit};
-  static_cast<basic_sched*>(gp->sched)->mcall(gp, rec, true);
+  auto* s = static_cast<basic_sched*>(gp->sched);
+  // Straight to the next G when there is one (its after_switch frees this
+  // G and its stack); else through g0 (Go's goexit1 -> mcall(goexit0)).
+  if (!s->gogo_next(gp, rec, true)) s->mcall(gp, rec, true);
   GORT_FATAL("G %llu resumed after it exited", static_cast<unsigned long long>(gp->goid));
 }
 
@@ -1523,12 +1527,16 @@ mcall_rec* basic_sched<Traits>::execute(m* mp, g_base* gp, bool inherit_time) {
 // the G we switch to, once gp's registers are saved. Returns false, having
 // done nothing, when the slow path through g0 is needed.
 template <class Traits>
-bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec) {
+bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec, bool last) {
   m* mp = static_cast<m*>(gp->m);
   p* pp = mp->pp;
-  if (mp->lockedg != nullptr) return false;  // schedule() must stoplockedm
+  // schedule() must stoplockedm; an exiting locked G takes its thread with
+  // it (mexit, on g0).
+  if (mp->lockedg != nullptr) return false;
   if constexpr (det) {  // a yielding G must be in the draw (gosched_m requeues it first)
     if (rec.kind == mcall_rec::gosched && sim_opt_.kind != sim_schedule::run_queue) return false;
+    // An exit through g0 as before: the same seed, the same schedule.
+    if (rec.kind == mcall_rec::goexit) return false;
   }
   // findrunnable's fairness rule: now and then the global queue goes first,
   // or Gs that keep yielding to each other would starve it.
@@ -1548,10 +1556,16 @@ bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec) {
   mp->pending.unlockf = rec.unlockf;
   mp->pending.arg = rec.arg;
   mp->pending_g = gp;
+  // The trace sees gp stop before next starts, as on the way through g0
+  // (a Chrome trace nests an M's events: B for run, E for the others).
+  if (rec.kind == mcall_rec::gosched) emit(trace::kind::yield, gp->goid, 0, pp->id);
+  else if (rec.kind == mcall_rec::park) emit(trace::kind::park, gp->goid, 0, pp->id, gp->waitreason);
+  else emit(trace::kind::exit, gp->goid, 0, pp->id);
   prepare_run(mp, pp, next, inherit);
   // G to G: both sides parked here or in mcall; `ret` keeps the return
   // predictions of the whole chain back into user code (fcontext.hpp).
-  switch_context<fp, resume_by::ret>(gp->ctx, next->ctx, next, mp->eh);
+  // An exiting G (last) never comes back.
+  switch_context<fp, resume_by::ret>(gp->ctx, next->ctx, next, mp->eh, last);
   after_switch(gp);
   return true;
 }
@@ -1566,13 +1580,15 @@ void basic_sched<Traits>::after_switch(g_base* self) {
   g_base* prev = std::exchange(mp->pending_g, nullptr);
   prev->m = nullptr;
   if (rec.kind == mcall_rec::gosched) {
-    emit(trace::kind::yield, prev->goid, 0, mp->pp->id);
     casgstatus(prev, gstatus::running, gstatus::runnable);
     requeue_yielded(mp->pp, prev);
     return;
   }
+  if (rec.kind == mcall_rec::goexit) {  // off its stack now: free both
+    gdead(mp->pp, prev);
+    return;
+  }
   GORT_ASSERT(rec.kind == mcall_rec::park, "after_switch: unexpected request");
-  emit(trace::kind::park, prev->goid, 0, mp->pp->id, prev->waitreason);
   casgstatus(prev, gstatus::running, gstatus::waiting);
   if (rec.unlockf != nullptr && !rec.unlockf(prev, rec.arg)) {
     // The park was refused: prev runs next (Go resumes it at once).
@@ -2222,15 +2238,21 @@ void basic_sched<Traits>::requeue_yielded(p* pp, g_base* gp) {
 // g0. The G's body returned.
 template <class Traits>
 void basic_sched<Traits>::goexit0(m* mp, g_base* gp) {
-  p* pp = mp->pp;
-  emit(trace::kind::exit, gp->goid, 0, pp->id);
-  casgstatus(gp, gstatus::running, gstatus::dead);
+  emit(trace::kind::exit, gp->goid, 0, mp->pp->id);
   dropg(mp);
   if (gp->lockedm != nullptr) {
     mp->lockedg = nullptr;
     gp->lockedm = nullptr;
     gp->locked_count = 0;
   }
+  gdead(mp->pp, gp);
+}
+
+// An exited G, no longer on its stack (g0, or the G a direct switch went
+// to): dead, its stack back to pp's cache, the G to pp's free list.
+template <class Traits>
+void basic_sched<Traits>::gdead(p* pp, g_base* gp) {
+  casgstatus(gp, gstatus::running, gstatus::dead);
   if constexpr (det) {
     pct_prio_.erase(gp->goid);
     std::lock_guard<futex_mutex> lk(allglock_);
