@@ -113,6 +113,47 @@ TEST_CASE("a short sleep on an idle runtime wakes by itself", "[time]") {
   CHECK(elapsed < 2s);  // generous: only "it woke without outside help"
 }
 
+// Two Gs that ready each other through runnext never go through the
+// scheduler's loop, where a P's expired timers are run; the direct switch
+// must look at them too. Before it did, a 1 ms sleep beside the pair took
+// up to 1.2 s at 1 P (until sysmon had ended the pair's slice 61 times).
+TEST_CASE("a sleep beside a channel ping-pong pair wakes on time", "[time]") {
+  const unsigned procs = procs_param();
+  std::atomic<bool> stop{false};
+  gort::chan<int> ping(0), pong(0);
+  gort::runtime rt(gort::config{.procs = procs});
+  const auto worst = rt.run([&] {
+    gort::wait_group wg;
+    wg.add(2);
+    gort::go([&] {
+      while (!stop.load()) {
+        ping.send(1);
+        pong.recv();
+      }
+      ping.close();
+      wg.done();
+    });
+    gort::go([&] {
+      while (ping.recv()) pong.send(1);
+      wg.done();
+    });
+    auto worst = gort::clock::duration::zero();
+    for (int i = 0; i < 10; ++i) {
+      const auto t0 = gort::clock::now();
+      gort::sleep_for(1ms);
+      worst = std::max(worst, gort::clock::now() - t0);
+    }
+    stop.store(true);
+    wg.wait();
+    return worst;
+  });
+  INFO("worst 1 ms sleep: "
+       << std::chrono::duration_cast<std::chrono::microseconds>(worst).count() << " us");
+  CHECK(worst >= 1ms);
+  // Generous for sanitizers and a loaded machine; the bug was 10-1000x this.
+  CHECK(worst < 200ms);
+}
+
 TEST_CASE("a G asleep on a timer is not a deadlock", "[time]") {
   gort::runtime rt(gort::config{.procs = 2});
   rt.run([] { gort::sleep_for(20ms); });  // every M idle meanwhile

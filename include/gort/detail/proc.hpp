@@ -446,6 +446,7 @@ class basic_sched final : public sched_base {
   void requeue_yielded(p* pp, g_base* gp);
   void goexit0(m* mp, g_base* gp);
   void gdead(p* pp, g_base* gp);
+  void rotate_runnext(p* pp);
 
   // ---- timers (one heap per P) ----
   m* this_m(g_base* cur) const noexcept;
@@ -1543,6 +1544,17 @@ bool basic_sched<Traits>::gogo_next(g_base* gp, const mcall_rec& rec, bool last)
   if (pp->schedtick.load(std::memory_order_relaxed) % Traits::global_queue_fairness == 0 &&
       work_beyond_local(pp))
     return false;  // findrunnable also runs expired timers and polls
+  // This P's timers: Go looks at them in every schedule(), which a direct
+  // switch skips; Gs that ready each other through runnext keep schedtick
+  // still and would skip them for ever (a 1 ms sleep beside a channel
+  // ping-pong at 1 P took 1.2 s). Every 16th direct switch while one is
+  // pending, a clock read; findrunnable then runs the expired ones.
+  // (Deterministic runtimes: their clock stands still while Gs run.)
+  if constexpr (!det) {
+    if (const std::int64_t w = pp->timer0when.load(std::memory_order_relaxed);
+        w != INT64_MAX && (++pp->timer_looks & 15) == 0 && w <= now())
+      return false;
+  }
   auto [next, inherit] = runqget(pp);
   if (next == nullptr) return false;  // findrunnable's job
   if (next->lockedm != nullptr) {    // must run on its own M: slow path
@@ -2118,6 +2130,13 @@ void basic_sched<Traits>::endslice(g_base* gp) {
   gp->preempt.store(false, std::memory_order_relaxed);
   p* pp = static_cast<m*>(gp->m)->pp;
   if (pp == nullptr) return;
+  rotate_runnext(pp);
+}
+
+// pp's owner: its runnext G goes to the tail of its queue, so that the Gs
+// queued before it run first and the next G picked starts a fresh slice.
+template <class Traits>
+void basic_sched<Traits>::rotate_runnext(p* pp) {
   // load-acquire: pairs with the release of the owner's own earlier write.
   g_base* next = pp->runnext.load(std::memory_order_acquire);
   if (next == nullptr) return;
@@ -2547,7 +2566,11 @@ void basic_sched<Traits>::check_timers(p* pp) {
   const std::int64_t w = pp->timer0when.load(std::memory_order_acquire);
   if (w == INT64_MAX) return;  // no timer: no clock read
   const std::int64_t now = this->now();
-  if (w <= now) run_timers(pp, pp, now);
+  if (w > now) return;
+  // The Gs the timers ready go to the queue's tail (in firing order); a
+  // runnext G goes behind them, or a pair of Gs readying each other
+  // through runnext would keep them waiting until sysmon ends its slice.
+  if (run_timers(pp, pp, now) != 0) rotate_runnext(pp);
 }
 
 // g0 with pp, about to give it up: every P's expired timers (pp's own

@@ -317,6 +317,7 @@ struct basic_p {
   // reads them to see whether the P made progress.
   std::atomic<std::uint32_t> schedtick{0};
   std::atomic<std::uint32_t> syscalltick{0};
+  std::uint32_t timer_looks = 0;  // owner: direct switches, for gogo_next's timer look
   sysmontick sysmon;  // sysmon's thread only
 
   // Local run queue (the traits' run_queue, by default the lock-free
