@@ -174,7 +174,8 @@ class mutex {
     std::uint32_t next = q_.empty() ? 0 : waiters;
     if (starved) {
       // Hand-off: the mutex stays locked, now owned by w. A G that owns
-      // `woken` keeps it: it will find the mutex starving and queue.
+      // `woken` keeps it: it finds the mutex held, and takes it later or
+      // queues (at once if the mutex is now starving).
       next |= locked;
       if (!q_.empty()) next |= starving;
       w->success = true;
