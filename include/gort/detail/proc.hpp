@@ -1089,6 +1089,9 @@ void basic_sched<Traits>::gentry(transfer t) noexcept {
   gp->fn.reset();
   mcall_rec rec{mcall_rec::goexit};
   auto* s = static_cast<basic_sched*>(gp->sched);
+  // As at a park: a slice sysmon asked to end is not handed on through
+  // runnext (load relaxed: sysmon's store in preemptone).
+  if (GORT_UNLIKELY(gp->preempt.load(std::memory_order_relaxed))) s->endslice(gp);
   // Straight to the next G when there is one (its after_switch frees this
   // G and its stack); else through g0 (Go's goexit1 -> mcall(goexit0)).
   if (!s->gogo_next(gp, rec, true)) s->mcall(gp, rec, true);
