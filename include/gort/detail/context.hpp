@@ -76,10 +76,23 @@ struct eh_globals {
   return cached;
 }
 
+struct context;
+
+// Passed through the jump: who jumped, and the caller's payload. It lives
+// in the context that jumps, not on its stack: under ASan with
+// detect_stack_use_after_return a local may live on the fiber's fake
+// stack, which a context that never returns (`last`) frees before the
+// other side has read the record (a SEGV in finish_switch at every G exit).
+struct switch_record {
+  context* from;
+  void* data;
+};
+
 struct context {
   void* sp = nullptr;           // saved stack pointer while suspended
   stack_info* stk = nullptr;    // null for a thread's own stack
   eh_globals eh;                // exception state while suspended
+  switch_record out{};          // the record of this context's last switch away
 #if GORT_ASAN
   void* asan_fake_stack = nullptr;
   const void* asan_bottom = nullptr;  // for a thread stack: learnt on the
@@ -111,6 +124,9 @@ struct context {
 #endif
     sp = make_fcontext(si->stk.hi, entry);
 #if GORT_ASAN
+    // A reused context's last fake stack was freed when it exited (`last`):
+    // a fresh one starts with none (ASan makes one on demand).
+    asan_fake_stack = nullptr;
     asan_bottom = si->stk.limit;
     asan_size = static_cast<std::size_t>(si->stk.hi - si->stk.limit);
 #endif
@@ -121,12 +137,6 @@ struct context {
     }
 #endif
   }
-};
-
-// Passed through the jump: who jumped, and the caller's payload.
-struct switch_record {
-  context* from;
-  void* data;
 };
 
 // Checks the stack being left. Called at every switch-out of a coroutine.
@@ -169,8 +179,10 @@ inline void* switch_context(context& from, context& to, void* data,
   if (from.stk != nullptr) check_stack_on_switch_out(*from.stk);
   from.eh = *eh;  // the thread's chain belongs to the context leaving it
   *eh = to.eh;
-  switch_record rec{&from, data};
+  switch_record& rec = from.out;
+  rec = switch_record{&from, data};
 #if GORT_ASAN
+  if (last) from.asan_fake_stack = nullptr;  // freed by the call below
   __sanitizer_start_switch_fiber(last ? nullptr : &from.asan_fake_stack,
                                  to.asan_bottom, to.asan_size);
 #else
